@@ -1,0 +1,320 @@
+"""The command line: thin commands that parse, load the config and call one library function.
+
+User mistakes raise :class:`UserError`; :func:`main` prints them as one line and exits with 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from .config import ExperimentConfig, load_config, save_config
+from .errors import TrainingDiverged, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Study and prevent model collapse in self-consuming diffusion models.")
+
+ConfigArg = typer.Option(None, "--config", "-c", metavar="YAML", help="YAML experiment config (default: built-in digits defaults).")
+SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                     help="Override a config key: section.key=value (repeatable).")
+
+
+def _cfg(config: Optional[Path], overrides: List[str]) -> ExperimentConfig:
+    """Load the config and, under torchrun, join the process group on its device."""
+    from . import distributed
+    cfg = load_config(config, overrides)
+    distributed.init(distributed.local_device(cfg.train.device))
+    return cfg
+
+
+def _load_set(path: Path):
+    from .data import load_npz
+    return load_npz(Path(path))
+
+
+@app.command()
+def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
+         out: Optional[Path] = typer.Option(None, help="Write the subset here as .npz (and a grid .png beside it)."),
+         n: Optional[int] = typer.Option(None, help="Subset size (default: data.n).")) -> None:
+    """Inspect the configured real data set, or export its seeded class-balanced subset.
+
+    Examples:
+
+    \b
+      collapse-diffusion data
+      collapse-diffusion data --set data.n=500 --out digits500.npz
+      collapse-diffusion data -c configs/mnist.yaml --set data.download=true
+    """
+    import numpy as np
+    from .data import load_real
+    from .sample import save_grid
+    cfg = _cfg(config, overrides)
+    real = load_real(cfg.data, cfg.seed, n)
+    classes, counts = np.unique(real.labels, return_counts=True)
+    typer.echo(f"{cfg.data.source}: {len(real)} images, shape {real.shape}, uint8 0-255, "
+               f"pixel mean {real.images.mean():.1f}")
+    typer.echo("classes: " + ", ".join(f"{c}:{k}" for c, k in zip(classes, counts)))
+    if out is not None:
+        real.save(out)
+        save_grid(real.images, out.with_suffix(".png"))
+        save_config(cfg, out.with_suffix(".config.yaml"))
+        typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+@app.command()
+def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers format), checkpoint/, config.yaml."),
+          config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
+          data_file: Optional[Path] = typer.Option(None, "--data", help="Train on this .npz instead of the real subset."),
+          ) -> None:
+    """Train a fresh UNet on the real subset (or an image set); resumes from OUT/checkpoint.
+
+    Examples:
+
+    \b
+      collapse-diffusion train runs/t1
+      collapse-diffusion train runs/t1 --set train.steps=200 --set data.n=128
+      collapse-diffusion train runs/t2 --data samples.npz -c configs/digits.yaml
+    """
+    from . import distributed
+    from .data import load_real
+    from .train import train as run_train
+    cfg = _cfg(config, overrides)
+    images = (_load_set(data_file) if data_file else load_real(cfg.data, cfg.seed)).images
+    _check_resolution(cfg, images.shape[-1])
+    _guard_config(out, cfg)
+    path = run_train(images, cfg.train, cfg.diffusion, cfg.model.preset, out, cfg.seed)
+    if distributed.is_main():
+        typer.echo(f"model written to {path}")
+
+
+@app.command()
+def sample(model: Path = typer.Argument(..., help="A model folder written by `train` (OUT/model)."),
+           out: Path = typer.Argument(..., help="Output .npz (a grid .png is written beside it)."),
+           n: int = typer.Option(64, help="Number of images."),
+           seed: int = typer.Option(0, help="Sampling seed: image i depends only on (seed, i)."),
+           config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
+    """Generate N images with the configured sampler (DDPM ancestral or DDIM) to a uint8 .npz and a grid.
+
+    Examples:
+
+    \b
+      collapse-diffusion sample runs/t1/model samples.npz --n 256
+      collapse-diffusion sample runs/t1/model s.npz --set sample.sampler=ddpm --set sample.steps=0
+    """
+    from . import distributed
+    from .sample import generate, save_grid
+    cfg = _cfg(config, overrides)
+    if not (model / "config.json").is_file():
+        raise UserError(f"'{model}' is not a model folder (no config.json); pass OUT/model of a `train` run")
+    if n < 1:
+        raise UserError("--n must be at least 1")
+    images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device)
+    if not distributed.is_main():
+        return
+    images.save(out)
+    save_grid(images.images, out.with_suffix(".png"))
+    save_config(cfg, out.with_suffix(".config.yaml"))
+    typer.echo(f"wrote {n} images to {out} and {out.with_suffix('.png')}")
+
+
+@app.command()
+def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)."),
+             train_set: Path = typer.Option(..., "--train", help="The training set the model saw (.npz)."),
+             real: Optional[Path] = typer.Option(None, help="Real reference set (.npz; default: the configured real subset)."),
+             out: Path = typer.Option(Path("eval"), help="Folder for metrics.json, nn.png and nn.npz."),
+             config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
+    """Memorization rate, generalization score, entropies and FD/FID of a generated set.
+
+    Nearest-neighbour metrics are in pixel space (0-255); FD uses eval.extractor (the project's
+    classifier, or Inception with local weights). The classifier is cached under ~/.cache.
+
+    Examples:
+
+    \b
+      collapse-diffusion evaluate samples.npz --train digits256.npz --out eval1
+      collapse-diffusion evaluate g.npz --train d.npz --real r.npz --set eval.extractor=classifier
+    """
+    from .io import atomic_save_npz, atomic_write_json
+    from .data import load_real
+    from .evaluate import check_shapes, evaluate_sets, summary_lines
+    from .features import default_cache, get_extractor
+    from .plots import nn_pairs_figure, savefig
+    cfg = _cfg(config, overrides)
+    gen, train_s = _load_set(generated), _load_set(train_set)
+    real_s = _load_set(real) if real else load_real(cfg.data, cfg.seed)
+    check_shapes(generated=gen, train=train_s, real=real_s)
+    extractor = get_extractor(cfg.eval.extractor, _classifier_data(cfg), cfg.data.source, default_cache(),
+                              cfg.eval.classifier_steps, cfg.seed, cfg.eval.inception_weights)
+    metrics, arrays = evaluate_sets(gen, train_s, real_s, cfg.eval, cfg.seed, extractor)
+    metrics["inputs"] = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset")}
+    atomic_write_json(out / "metrics.json", metrics)
+    atomic_save_npz(out / "nn.npz", **arrays)
+    savefig(nn_pairs_figure(gen.images, train_s.images, arrays["ratios"], arrays["nn_index"]), out / "nn.png")
+    save_config(cfg, out / "config.yaml")
+    typer.echo("\n".join(summary_lines(metrics)))
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'nn.png'}")
+
+
+@app.command()
+def entropy(images: Path = typer.Argument(..., help="An image set (.npz)."),
+            k: int = typer.Option(1, help="k of the Kozachenko-Leonenko estimator (the paper: 1)."),
+            space: str = typer.Option("pixel", help="pixel (0-255) or feature (the configured extractor)."),
+            config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
+    """Kozachenko-Leonenko kNN entropy of an image set, in nats, with n, d, k and the space.
+
+    Examples:
+
+    \b
+      collapse-diffusion entropy samples.npz
+      collapse-diffusion entropy runs/digits/replace/greedy/cycle_03/train.npz --k 3
+      collapse-diffusion entropy samples.npz --space feature
+    """
+    from .entropy import kl_entropy
+    from .features import default_cache, get_extractor
+    s = _load_set(images)
+    if not 1 <= k < len(s):
+        raise UserError(f"--k must be between 1 and {len(s) - 1} for {len(s)} images")
+    if space == "pixel":
+        e = kl_entropy(s.flat(), k=k, space="pixel 0-255")
+    elif space == "feature":
+        cfg = _cfg(config, overrides)
+        ex = get_extractor(cfg.eval.extractor, _classifier_data(cfg), cfg.data.source, default_cache(),
+                           cfg.eval.classifier_steps, cfg.seed, cfg.eval.inception_weights)
+        e = kl_entropy(ex(s.images), k=k, space=ex.space)
+    else:
+        raise UserError(f"--space must be pixel or feature, got '{space}'")
+    typer.echo(json.dumps(e.summary()))
+
+
+def _classifier_data(cfg: ExperimentConfig):
+    """Every image of the configured source, fitted: what the classifier extractor trains on."""
+    from .data import fit_images, load_source, ImageSet
+    full = load_source(cfg.data)
+    return ImageSet(fit_images(full.images, cfg.data.fit, cfg.data.resolution), full.labels, full.provenance)
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. configs/digits.yaml."),
+        run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config name>)."),
+        overrides: List[str] = SetOpt,
+        report: bool = typer.Option(True, help="Write report.md and plots when the study completes.")) -> None:
+    """Run a whole study: every cycle of every paradigm and arm, resuming from existing files.
+
+    Examples:
+
+    \b
+      collapse-diffusion run configs/digits.yaml
+      collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
+      collapse-diffusion run configs/mnist.yaml --set data.root=~/data
+    """
+    from .runs import open_study, run_study
+    cfg = _cfg(config, overrides)
+    root = run_dir or Path("runs") / config.stem
+    path = run_study(open_study(root, cfg))
+    typer.echo(f"wrote {path}")
+    from . import distributed
+    if report and distributed.is_main():
+        from .report import write_report
+        typer.echo(f"wrote {write_report(root)}")
+
+
+@app.command()
+def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `run` or `init`."),
+          arm: str = typer.Argument(..., help="paradigm/arm, e.g. replace/greedy (or arm with one paradigm)."),
+          n: int = typer.Argument(..., help="Cycle number (1 = training on real data).")) -> None:
+    """Run one cycle of one arm: train on D_n, sample r*N, evaluate, select D_{n+1}.
+
+    Examples:
+
+    \b
+      collapse-diffusion init configs/digits.yaml --run-dir runs/digits
+      collapse-diffusion cycle runs/digits replace/greedy 1
+      collapse-diffusion cycle runs/digits accumulate-subsample/tdf 2
+    """
+    from .runs import cycle_command, open_study
+    study = open_study(run_dir)
+    from . import distributed
+    distributed.init(distributed.local_device(study.cfg.train.device))
+    d = cycle_command(study, arm, n)
+    typer.echo(f"cycle {n} of {arm} done: {d}")
+
+
+@app.command()
+def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
+         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config name>)."),
+         overrides: List[str] = SetOpt) -> None:
+    """Create a run directory (config, real pool, D_1) without running anything; checks the config.
+
+    Examples:
+
+    \b
+      collapse-diffusion init configs/digits.yaml --run-dir runs/digits
+    """
+    from .runs import open_study
+    cfg = _cfg(config, overrides)
+    root = run_dir or Path("runs") / config.stem
+    open_study(root, cfg)
+    typer.echo(f"initialised {root}")
+
+
+@app.command("report")
+def report_cmd(run_dir: Path = typer.Argument(..., help="A run directory with metrics.jsonl.")) -> None:
+    """Write RUN_DIR/report.md with tables, plots, sample grids and nearest-neighbour pictures.
+
+    Examples:
+
+    \b
+      collapse-diffusion report runs/digits
+    """
+    from .report import write_report
+    typer.echo(f"wrote {write_report(run_dir)}")
+
+
+def _check_resolution(cfg: ExperimentConfig, resolution: int) -> None:
+    from .model import PRESETS
+    levels = len(PRESETS[cfg.model.preset]["block_out_channels"]) - 1
+    if resolution % (2 ** levels):
+        raise UserError(f"model preset '{cfg.model.preset}' needs a size divisible by {2 ** levels}, images are "
+                        f"{resolution}px; set data.fit=pad and data.resolution={-(-resolution // 2 ** levels) * 2 ** levels}")
+
+
+def _guard_config(out: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to resume a folder that was started with a different config; save it otherwise."""
+    from .config import to_dict
+    import yaml
+    saved = out / "config.yaml"
+    from . import distributed
+    if saved.exists():
+        if yaml.safe_load(saved.read_text()) != to_dict(cfg):
+            raise UserError(f"'{out}' was started with a different config ({saved}); use a new folder "
+                            f"or the same config")
+        return
+    if distributed.is_main():
+        save_config(cfg, saved)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the console script and of ``python -m collapse_diffusion``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("diffusers", "torch_fidelity", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="collapse-diffusion")
+    except (UserError, TrainingDiverged) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, UserError) else 1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    finally:
+        from . import distributed
+        distributed.shutdown()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,249 @@
+"""Typed, frozen experiment configuration loaded strictly from YAML (STYLE.md 3).
+
+One dataclass per stage, composed into :class:`ExperimentConfig`. Defaults live at the field, once,
+with units in a trailing comment. An unknown key or a value of the wrong type is a
+:class:`~collapse_diffusion.errors.UserError` that names the key and the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from .errors import UserError
+
+Source = Literal["digits", "mnist", "fashion-mnist", "cifar10", "folder", "npz"]
+Fit = Literal["none", "pad", "resize"]
+Preset = Literal["digits-tiny", "mnist-small", "unet48"]
+Sampler = Literal["ddpm", "ddim"]
+Paradigm = Literal["replace", "accumulate-subsample", "accumulate", "fresh"]
+SelectorName = Literal["random", "greedy", "tdf", "all"]
+Space = Literal["pixel", "feature"]
+Extractor = Literal["auto", "classifier", "inception"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Source = "digits"
+    root: str = "data"               # folder for torchvision sets, or the folder/npz path
+    download: bool = False           # torchvision sets only; never implicit
+    n: int = 256                     # |R| = |D_1|, images
+    fit: Fit = "none"                # how images reach model.resolution
+    resolution: Optional[int] = None # pixels; None keeps the native size
+    train_split: bool = True         # torchvision sets: train (True) or test split
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: Preset = "digits-tiny"
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1500                # optimizer steps per cycle
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = 1e-6
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500      # steps between resumable checkpoints
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    fast: Optional[bool] = None      # bf16 autocast, channels_last, fused AdamW, TF32; None = on for CUDA
+    compile: Optional[bool] = None   # torch.compile of the UNet; None = on for CUDA
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    sampler: Sampler = "ddim"
+    steps: int = 50                  # denoising steps (ddpm uses all num_train_timesteps when 0)
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    memorization_threshold: float = 1 / 3   # NN1/NN2 ratio below which an image is a copy
+    bootstrap: int = 1000                    # resamples for the 95% interval
+    entropy_k: int = 1                       # k of the Kozachenko-Leonenko estimator
+    extractor: Extractor = "auto"            # auto: inception when weights exist and images >= 32px
+    inception_weights: Optional[str] = None  # path to the TF-FID Inception weights (.pth)
+    classifier_steps: int = 600              # training steps of the project's feature classifier
+    fid_real: int = 0                        # real images for FD; 0 = every image of the real pool
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    name: str = "vanilla"
+    selector: SelectorName = "random"
+    space: Space = "pixel"
+    tau0: float = 2000.0             # TDF starting threshold, in the space's units (pixels 0-255)
+    alpha: float = 0.95              # TDF decay
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    cycles: int = 5
+    paradigms: tuple[Paradigm, ...] = ("replace",)
+    arms: tuple[ArmConfig, ...] = (ArmConfig(),)
+    oversample: float = 2.0          # r: candidates per cycle = r * N
+    fresh_fraction: float = 0.2      # lambda of the fresh paradigm
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert lists to tuples and dicts to configs."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = UserError(f"{where}: key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key, where)
+    if origin is Literal:
+        if value not in args:
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args)))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise bad
+        return from_dict(tp, value, where, prefix=f"{key}.")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool) or tp is int and isinstance(value, bool):
+        raise bad
+    if not isinstance(value, tp):
+        raise bad
+    return value
+
+
+def from_dict(cls: type, data: dict, where: str = "<config>", prefix: str = "") -> Any:
+    """Build the dataclass ``cls`` from ``data``; unknown keys and wrong types raise UserError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise UserError(f"{where}: unknown key '{prefix}{key}' (allowed: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], prefix + k, where) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain YAML-safe dict of a config (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def _apply_override(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise UserError(f"--set '{assignment}': expected section.key=value, e.g. --set train.steps=200")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set '{assignment}': '{k}' is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()) -> ExperimentConfig:
+    """Load an experiment config from YAML (``None``: all defaults) and apply ``--set`` overrides."""
+    data: dict = {}
+    where = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise UserError(f"config file '{p}' does not exist; pass a YAML file such as configs/digits.yaml")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark else ""
+            raise UserError(f"{p}: not valid YAML{line}; fix the syntax") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{p}: expected a mapping of sections (data, model, train, ...) at the top level")
+    for assignment in overrides:
+        _apply_override(data, assignment)
+    cfg = from_dict(ExperimentConfig, data, where)
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
+    """Checks across fields that types alone cannot express; all run before any training starts."""
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise UserError(f"{where}: {msg}")
+    need(cfg.data.n >= 2, "data.n must be at least 2")
+    need(cfg.data.fit == "none" or cfg.data.resolution is not None, "data.fit needs data.resolution")
+    need(cfg.train.steps >= 1 and cfg.train.batch_size >= 1, "train.steps and train.batch_size must be >= 1")
+    need(cfg.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1")
+    need(0 < cfg.eval.memorization_threshold < 1, "eval.memorization_threshold must be in (0, 1)")
+    need(cfg.eval.entropy_k >= 1, "eval.entropy_k must be >= 1")
+    need(cfg.sample.steps >= 0 and cfg.sample.batch_size >= 1, "sample.steps >= 0 and sample.batch_size >= 1")
+    need(cfg.sample.sampler == "ddpm" or cfg.sample.steps >= 1, "sample.steps must be >= 1 for ddim")
+    s = cfg.study
+    need(s.cycles >= 1, "study.cycles must be >= 1")
+    need(len(s.paradigms) >= 1 and len(set(s.paradigms)) == len(s.paradigms), "study.paradigms: list each once")
+    names = [a.name for a in s.arms]
+    need(len(names) >= 1 and len(set(names)) == len(names), "study.arms: give each arm a unique name")
+    need(all(n.replace("-", "").replace("_", "").isalnum() for n in names),
+         "study.arms: names may hold only letters, digits, '-' and '_'")
+    need(s.oversample >= 1.0 or all(a.selector == "random" for a in s.arms),
+         f"study.oversample is {s.oversample}: a selector needs r >= 1 candidates per training image")
+    need(0.0 < s.fresh_fraction < 1.0 or "fresh" not in s.paradigms, "study.fresh_fraction must be in (0, 1)")
+    for a in s.arms:
+        need(a.tau0 > 0 and 0 < a.alpha < 1, f"arm '{a.name}': tdf needs tau0 > 0 and 0 < alpha < 1")
+
+
+def save_config(cfg: ExperimentConfig, path: Path) -> None:
+    """Write the resolved config next to an output (atomically)."""
+    from .io import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,255 @@
+"""Image sets: one representation for every source (METHOD.md §1 provenance).
+
+An :class:`ImageSet` holds uint8 images ``(N, C, H, W)`` on the 0-255 scale, int64 labels (-1 when
+unknown) and an int64 provenance ``(N, 2)``: ``(0, i)`` is real image ``i`` of the source,
+``(c, j)`` is sample ``j`` generated in cycle ``c``. Pixel range conversions happen only in
+:func:`to_model` and :func:`to_uint8` (STYLE.md 5).
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DataConfig
+from .errors import UserError
+from .io import atomic_save_npz
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: np.ndarray      # (N, C, H, W) uint8, 0-255
+    labels: np.ndarray      # (N,) int64, -1 = unknown
+    provenance: np.ndarray  # (N, 2) int64: (cycle, index); cycle 0 = real
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise UserError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (n,) or self.provenance.shape != (n, 2):
+            raise UserError(f"labels/provenance do not match {n} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def real_share(self) -> float:
+        """Fraction of images whose provenance is the real data set (METHOD.md §4)."""
+        return float(np.mean(self.provenance[:, 0] == 0)) if len(self) else 0.0
+
+    def take(self, idx: np.ndarray) -> "ImageSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return ImageSet(self.images[idx], self.labels[idx], self.provenance[idx])
+
+    def flat(self) -> np.ndarray:
+        """(N, C*H*W) float32 pixels on the 0-255 scale: the paper's pixel space (METHOD.md §2)."""
+        return self.images.reshape(len(self), -1).astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        atomic_save_npz(path, images=self.images, labels=self.labels, provenance=self.provenance)
+
+    @staticmethod
+    def concat(sets: list["ImageSet"]) -> "ImageSet":
+        return ImageSet(np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets]),
+                        np.concatenate([s.provenance for s in sets]))
+
+
+def make_set(images: np.ndarray, labels: np.ndarray | None = None, cycle: int = 0) -> ImageSet:
+    """Wrap images as a set of one source: provenance ``(cycle, 0..N-1)``."""
+    n = len(images)
+    labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+    prov = np.stack([np.full(n, cycle, np.int64), np.arange(n, dtype=np.int64)], axis=1)
+    return ImageSet(np.ascontiguousarray(images), labels, prov)
+
+
+def to_model(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 0-255 -> float32 in [-1, 1], the diffusion model's pixel range."""
+    x = torch.as_tensor(images)
+    return x.float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float in [-1, 1] -> uint8 0-255 (clamped, rounded), as numpy."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+def load_digits_set() -> ImageSet:
+    """scikit-learn's bundled 8x8 digits: 1,797 images, values 0-16 rescaled to 0-255."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return make_set(images, d.target)
+
+
+def _torchvision_gray(cls_name: str, cfg: DataConfig) -> ImageSet:
+    import torchvision.datasets as tvd
+    cls = getattr(tvd, cls_name)
+    try:
+        ds = cls(cfg.root, train=cfg.train_split, download=cfg.download)
+    except RuntimeError:
+        raise UserError(_missing(cls_name, cfg)) from None
+    return make_set(ds.data.numpy()[:, None], ds.targets.numpy())
+
+
+def _missing(name: str, cfg: DataConfig) -> str:
+    return (f"{name} files not found in '{Path(cfg.root).resolve()}'; copy them there or set "
+            f"data.download=true (e.g. --set data.download=true) to download")
+
+
+def load_cifar10(cfg: DataConfig) -> ImageSet:
+    """CIFAR-10 from its python pickle batches under ``root/cifar-10-batches-py``.
+
+    The batches are parsed here (the format of the official archive: dicts with b'data' (N, 3072)
+    uint8 rows in CHW order and b'labels'); torchvision is used to download them when asked.
+    """
+    folder = Path(cfg.root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if cfg.train_split else ["test_batch"]
+    if cfg.download and not all((folder / n).exists() for n in names):
+        import torchvision.datasets as tvd
+        tvd.CIFAR10(cfg.root, train=cfg.train_split, download=True)
+    if not all((folder / n).exists() for n in names):
+        raise UserError(_missing("CIFAR10", cfg))
+    images, labels = [], []
+    for n in names:
+        with open(folder / n, "rb") as fh:
+            try:
+                batch = pickle.load(fh, encoding="bytes")
+                images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+                labels.append(np.asarray(batch[b"labels"], np.int64))
+            except Exception:
+                raise UserError(f"{folder / n} is not a CIFAR-10 python batch; re-download it") from None
+    return make_set(np.concatenate(images), np.concatenate(labels))
+
+
+def load_folder(path: Path) -> ImageSet:
+    """PNG/JPEG files under ``path``; a sub-folder per class gives labels (sorted folder names)."""
+    from PIL import Image
+    if not path.is_dir():
+        raise UserError(f"image folder '{path}' does not exist; set data.root to a folder of PNG/JPEG files")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no PNG/JPEG images in '{path}'; set data.root to a folder of images")
+    classes = sorted({p.parent.relative_to(path).as_posix() for p in files})
+    labelled = len(classes) > 1 or classes != ["."]
+    pics = []
+    for p in files:
+        try:
+            pics.append(Image.open(p))
+        except Exception:
+            raise UserError(f"'{p}' is not a readable image; remove it or fix it") from None
+    mode = "L" if all(im.mode in ("L", "1", "I;16") for im in pics) else "RGB"
+    arrays = [np.asarray(im.convert(mode)) for im in pics]
+    if len({a.shape for a in arrays}) != 1:
+        raise UserError(f"images in '{path}' differ in size; resize them to one size first")
+    images = np.stack(arrays)
+    images = images[:, None] if mode == "L" else images.transpose(0, 3, 1, 2)
+    labels = np.array([classes.index(p.parent.relative_to(path).as_posix()) for p in files]) if labelled else None
+    return make_set(images, labels)
+
+
+def load_npz(path: Path) -> ImageSet:
+    """A uint8 array under key ``images``: (N, H, W), (N, C, H, W) or (N, H, W, C) with C in {1, 3};
+    optional ``labels`` and ``provenance`` (as this project writes them)."""
+    if not path.is_file():
+        raise UserError(f"npz file '{path}' does not exist; check the path")
+    try:
+        with np.load(path) as z:
+            if "images" not in z:
+                raise UserError(f"'{path}' has no 'images' array; save uint8 images under the key 'images'")
+            arrays = {k: z[k] for k in z.files}
+    except UserError:
+        raise
+    except Exception:
+        raise UserError(f"'{path}' is not an image set (.npz with a uint8 'images' array)") from None
+    images = arrays["images"]
+    if images.dtype != np.uint8:
+        raise UserError(f"'{path}': images are {images.dtype}; convert them to uint8 0-255")
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise UserError(f"'{path}': images have shape {images.shape}; expected (N, C, H, W) with C = 1 or 3")
+    n = len(images)
+    labels = arrays.get("labels", np.full(n, -1)).astype(np.int64)
+    prov = arrays.get("provenance")
+    if prov is None:
+        return make_set(images, labels)
+    return ImageSet(np.ascontiguousarray(images), labels, prov.astype(np.int64))
+
+
+def load_source(cfg: DataConfig) -> ImageSet:
+    """Every image of the configured source, unfitted."""
+    if cfg.source == "digits":
+        return load_digits_set()
+    if cfg.source == "mnist":
+        return _torchvision_gray("MNIST", cfg)
+    if cfg.source == "fashion-mnist":
+        return _torchvision_gray("FashionMNIST", cfg)
+    if cfg.source == "cifar10":
+        return load_cifar10(cfg)
+    if cfg.source == "folder":
+        return load_folder(Path(cfg.root))
+    return load_npz(Path(cfg.root))
+
+
+# --- subset and fit --------------------------------------------------------------------------------
+
+def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of all indices whose every prefix is class-balanced (round-robin over classes).
+
+    Classes with fewer images drop out when exhausted; unlabelled sets get a plain permutation.
+    """
+    rng = np.random.default_rng(seed)
+    if (labels < 0).all():
+        return rng.permutation(len(labels))
+    classes = rng.permutation(np.unique(labels))
+    queues = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    depth = max(len(q) for q in queues)
+    grid = np.full((depth, len(queues)), -1, np.int64)
+    for j, q in enumerate(queues):
+        grid[: len(q), j] = q
+    order = grid.reshape(-1)
+    return order[order >= 0]
+
+
+def fit_images(images: np.ndarray, fit: str, resolution: int | None) -> np.ndarray:
+    """Bring uint8 images to ``resolution`` by zero-padding (centred) or bilinear resizing."""
+    if fit == "none" or resolution is None:
+        return images
+    h, w = images.shape[2:]
+    if fit == "pad":
+        if h > resolution or w > resolution:
+            raise UserError(f"cannot pad {h}x{w} images to {resolution}; use data.fit=resize")
+        top, left = (resolution - h) // 2, (resolution - w) // 2
+        out = np.zeros((len(images), images.shape[1], resolution, resolution), np.uint8)
+        out[:, :, top:top + h, left:left + w] = images
+        return out
+    x = torch.from_numpy(images).float()
+    x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def load_real(cfg: DataConfig, seed: int, n: int | None = None) -> ImageSet:
+    """The first ``n`` (default ``cfg.n``) images of the seeded class-balanced order, fitted.
+
+    Provenance keeps each image's index in the full source, so real images stay identifiable.
+    """
+    full = load_source(cfg)
+    n = cfg.n if n is None else n
+    if n > len(full):
+        raise UserError(f"asked for {n} images but {cfg.source} has only {len(full)}; lower data.n")
+    chosen = full.take(balanced_order(full.labels, seed)[:n])
+    return ImageSet(fit_images(chosen.images, cfg.fit, cfg.resolution), chosen.labels, chosen.provenance)

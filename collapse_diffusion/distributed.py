@@ -1,0 +1,69 @@
+"""Distribution behind a few functions that degrade to one process (STYLE.md 11).
+
+Launch with ``torchrun --nproc_per_node K -m collapse_diffusion ...``: torchrun sets RANK,
+WORLD_SIZE and MASTER_ADDR; :func:`init` joins the group (NCCL on CUDA, gloo on CPU). Without
+torchrun everything runs as rank 0 of 1.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init(device: torch.device) -> None:
+    """Join the process group when launched by torchrun; a no-op otherwise."""
+    if "RANK" in os.environ and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def main_first(fn, *args, **kwargs):
+    """Run ``fn`` on rank 0 only (file-writing, single-process stages); the others wait for it."""
+    result = fn(*args, **kwargs) if is_main() else None
+    barrier()
+    return result
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def local_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present; under torchrun each rank takes its LOCAL_RANK GPU."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def gather_cat(x: torch.Tensor, total: int) -> torch.Tensor:
+    """Concatenate rank-strided shards (rank r holds items r, r+W, ...) back into item order."""
+    if not dist.is_initialized():
+        return x
+    w = world_size()
+    size = -(-total // w)
+    pad = torch.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    parts = [torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device) for _ in range(w)]
+    dist.all_gather(parts, torch.cat([x, pad]))
+    return torch.stack(parts, dim=1).reshape(size * w, *x.shape[1:])[:total]

@@ -1,0 +1,152 @@
+"""Training one fresh UNet on a training set D_n for a step budget (METHOD.md §1, §6).
+
+AdamW, cosine schedule with warm-up, gradient clipping and an EMA of the weights. Batches, noise
+and timesteps of step s come from a CPU generator seeded by (seed, s), so a run resumed from a
+checkpoint sees exactly the inputs it would have seen; on CPU it ends with bitwise-equal weights.
+On CUDA the fast path (bf16 autocast, channels_last, fused AdamW, TF32, torch.compile) is on by
+default. Under torchrun each rank takes a stride of the same global batch and DDP averages the
+gradients, which equals the single-process step up to summation order.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from diffusers import UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from . import distributed as dist
+from .config import DiffusionConfig, TrainConfig
+from .data import to_model
+from .diffusion import diffusion_loss, make_scheduler
+from .errors import TrainingDiverged
+from .io import atomic_dir
+from .model import build_unet
+
+log = logging.getLogger(__name__)
+FINAL, CHECKPOINT = "model", "checkpoint"
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 7_919 + step) % (2 ** 63 - 1))
+
+
+def fast_path(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
+    """(fast kernels, torch.compile): explicit config values win, else on for CUDA only."""
+    cuda = device.type == "cuda"
+    return (cuda if cfg.fast is None else cfg.fast and cuda), (cuda if cfg.compile is None else cfg.compile)
+
+
+def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, step: int) -> None:
+    with atomic_dir(out / CHECKPOINT) as tmp:
+        unet.save_pretrained(tmp / "unet")
+        torch.save({"step": step, "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
+                    "ema": ema.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+
+
+def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) -> int:
+    ckpt = out / CHECKPOINT
+    if not (ckpt / "state.pt").exists():
+        return 0
+    unet.load_state_dict(UNet2DModel.from_pretrained(ckpt / "unet", low_cpu_mem_usage=False).state_dict())
+    state = torch.load(ckpt / "state.pt", weights_only=False)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["lr_scheduler"])
+    ema.load_state_dict(state["ema"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resuming %s from step %d", out, state["step"])
+    return int(state["step"])
+
+
+def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Path, seed: int,
+          on_step: Optional[Callable[[int], None]] = None) -> Path:
+    """Train on uint8 images (N, C, H, W); write ``out/model`` (EMA weights, diffusers format).
+
+    Resumes from ``out/checkpoint`` when present; returns at once when ``out/model`` exists.
+    ``on_step(step)`` is called after each completed step (tests use it to interrupt a run).
+    """
+    out = Path(out)
+    if (out / FINAL / "config.json").exists():
+        return out / FINAL
+    device = dist.local_device(cfg.device)
+    dist.init(device)
+    fast, compile_ = fast_path(cfg, device)
+    torch.manual_seed(seed)
+    unet = build_unet(preset, images.shape[1], images.shape[2]).to(device)
+    ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                            fused=fast or None)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
+    start = _load_checkpoint(out, unet, opt, sched, ema)
+    ema.to(device)
+    if fast:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        unet = unet.to(memory_format=torch.channels_last)
+    model = unet
+    if dist.world_size() > 1:
+        model = torch.nn.parallel.DistributedDataParallel(unet, device_ids=[device.index] if fast else None)
+    if compile_:
+        model = torch.compile(model)
+    noise_sched = make_scheduler(diff)
+    data = to_model(images).to(device)
+    losses = _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step)
+    ema.copy_to(unet.parameters())
+    if dist.is_main():
+        with atomic_dir(out / FINAL) as tmp:
+            unet.save_pretrained(tmp)
+        (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in losses))
+    dist.barrier()
+    return out / FINAL
+
+
+def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step) -> list[dict]:
+    """The training loop: one readable pass over steps ``start..cfg.steps``."""
+    n, r, w = len(data), dist.rank(), dist.world_size()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.is_main(),
+               dynamic_ncols=True, mininterval=1.0)
+    running, rows, t0, seen = torch.zeros((), device=data.device), [], time.perf_counter(), 0
+    model.train()
+    for step in bar:
+        g = step_generator(seed, step)
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=g)[r::w]
+        noise = torch.randn((cfg.batch_size, *data.shape[1:]), generator=g)[r::w].to(data.device)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch_size,), generator=g)[r::w]
+        x0 = data[idx.to(data.device)]
+        if fast:
+            x0, noise = x0.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=fast):
+            loss = diffusion_loss(model, noise_sched, x0, noise, t.to(data.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        ema.step(unet.parameters())
+        running += loss.detach()
+        seen += cfg.batch_size
+        done = step + 1
+        if done % 25 == 0 or done == cfg.steps or done % cfg.checkpoint_every == 0:
+            mean = running.item() / (done - (rows[-1]["step"] if rows else start))
+            if not math.isfinite(mean):
+                raise TrainingDiverged(f"training loss became {mean} at step {done}; lower train.lr or check the data")
+            rate = seen / (time.perf_counter() - t0)
+            rows.append({"step": done, "loss": mean, "lr": sched.get_last_lr()[0], "images_per_s": rate})
+            bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{rate:.0f}")
+            running.zero_()
+        if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist.is_main():
+            _save_checkpoint(out, unet, opt, sched, ema, done)
+        if on_step is not None:
+            on_step(done)
+    return rows
+
+
+def load_unet(path: Path, device: torch.device) -> UNet2DModel:
+    return UNet2DModel.from_pretrained(path, low_cpu_mem_usage=False).to(device).eval()

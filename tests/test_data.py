@@ -1,0 +1,119 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from collapse_diffusion.config import DataConfig
+from collapse_diffusion.data import balanced_order, fit_images, load_real, load_source, to_model, to_uint8
+from collapse_diffusion.errors import UserError
+
+
+def test_digits_embedded():
+    s = load_source(DataConfig())
+    assert s.images.shape == (1797, 1, 8, 8) and s.images.dtype == np.uint8
+    assert s.images.max() == 255 and s.images.min() == 0
+    assert (s.provenance[:, 0] == 0).all() and s.real_share == 1.0
+
+
+def test_balanced_deterministic_subset():
+    a = load_real(DataConfig(n=100), seed=3)
+    b = load_real(DataConfig(n=100), seed=3)
+    c = load_real(DataConfig(n=100), seed=4)
+    assert np.array_equal(a.provenance, b.provenance) and not np.array_equal(a.provenance, c.provenance)
+    assert np.bincount(a.labels).tolist() == [10] * 10
+    assert len(set(a.provenance[:, 1])) == 100
+
+
+def test_balanced_order_prefixes_stay_balanced():
+    labels = np.array([0] * 50 + [1] * 5 + [2] * 20)
+    order = balanced_order(labels, 0)
+    assert sorted(order.tolist()) == list(range(75))
+    assert sorted(np.bincount(labels[order[:15]]).tolist()) == [5, 5, 5]
+
+
+def test_too_many_images():
+    with pytest.raises(UserError, match="only 1797"):
+        load_real(DataConfig(n=5000), seed=0)
+
+
+def test_pixel_helpers_roundtrip():
+    x = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    assert to_model(x).min() == -1 and to_model(x).max() == 1
+    assert np.array_equal(to_uint8(to_model(x)), x)
+
+
+def test_fit_pad_and_resize():
+    x = np.full((2, 1, 28, 28), 200, np.uint8)
+    p = fit_images(x, "pad", 32)
+    assert p.shape == (2, 1, 32, 32) and p[0, 0, 0, 0] == 0 and p[0, 0, 2, 2] == 200
+    assert fit_images(x, "resize", 16).shape == (2, 1, 16, 16)
+
+
+def write_idx(path, array):
+    """MNIST's IDX format: magic (0, 0, dtype 0x08, ndim), big-endian sizes, then the bytes."""
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("source,folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_mnist_idx_files(tmp_path, source, folder):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (30, 28, 28))
+    labels = np.arange(30) % 10
+    write_idx(raw / "train-images-idx3-ubyte", images)
+    write_idx(raw / "train-labels-idx1-ubyte", labels)
+    write_idx(raw / "t10k-images-idx3-ubyte", images[:10])
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels[:10])
+    s = load_real(DataConfig(source=source, root=str(tmp_path), n=20, fit="pad", resolution=32), seed=0)
+    assert s.shape == (1, 32, 32)
+    i = s.provenance[0, 1]
+    assert np.array_equal(s.images[0, 0, 2:30, 2:30], images[i]) and s.labels[0] == labels[i]
+
+
+def test_missing_mnist_message(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_source(DataConfig(source="mnist", root=str(tmp_path)))
+    msg = str(e.value)
+    assert "MNIST" in msg and str(tmp_path) in msg and "data.download=true" in msg
+
+
+def test_cifar10_batches(tmp_path):
+    """CIFAR-10's python pickle batches, parsed by the project (torchvision would reject
+    fabricated files on their MD5 sums)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    rows = {}
+    for i in range(1, 6):
+        data = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
+        rows[i] = data
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump({b"data": data, b"labels": [i % 10, 1, 2, 3]}, fh)
+    s = load_source(DataConfig(source="cifar10", root=str(tmp_path)))
+    assert s.images.shape == (20, 3, 32, 32)
+    assert np.array_equal(s.images[4].reshape(-1), rows[2][0]) and s.labels[4] == 2
+
+
+def test_folder_with_class_subfolders(tmp_path):
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for j in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * j, np.uint8)).save(tmp_path / c / f"{j}.png")
+    s = load_source(DataConfig(source="folder", root=str(tmp_path)))
+    assert s.images.shape == (6, 3, 8, 8) and sorted(s.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_npz_layouts_and_errors(tmp_path):
+    np.savez(tmp_path / "hwc.npz", images=np.zeros((5, 8, 8, 3), np.uint8))
+    assert load_source(DataConfig(source="npz", root=str(tmp_path / "hwc.npz"))).shape == (3, 8, 8)
+    np.savez(tmp_path / "f.npz", images=np.zeros((5, 8, 8), np.float32))
+    with pytest.raises(UserError, match="uint8"):
+        load_source(DataConfig(source="npz", root=str(tmp_path / "f.npz")))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="not an image set"):
+        load_source(DataConfig(source="npz", root=str(tmp_path / "junk.npz")))

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+
+from collapse_diffusion.config import DiffusionConfig
+from collapse_diffusion.diffusion import diffusion_loss, make_scheduler, sample_loop
+from collapse_diffusion.model import build_unet
+
+
+def test_schedule_is_the_papers():
+    s = make_scheduler(DiffusionConfig())
+    assert s.config.num_train_timesteps == 1000 and s.config.prediction_type == "epsilon"
+    assert torch.isclose(s.betas[0], torch.tensor(1e-4)) and torch.isclose(s.betas[-1], torch.tensor(0.02))
+    assert torch.allclose(s.betas, torch.linspace(1e-4, 0.02, 1000))
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 6), ("ddim", 4)])
+def test_per_sample_seeds_independent_of_batch(sampler, steps):
+    torch.manual_seed(0)
+    unet = build_unet("digits-tiny", 1, 8).eval()
+    sched = make_scheduler(DiffusionConfig(), sampler)
+    dev = torch.device("cpu")
+    together = sample_loop(unet, sched, range(5), 11, (1, 8, 8), steps, dev)
+    alone = torch.cat([sample_loop(unet, sched, [i], 11, (1, 8, 8), steps, dev) for i in (3, 4)])
+    assert torch.allclose(together[3:], alone, atol=1e-5)
+    other_seed = sample_loop(unet, sched, [3], 12, (1, 8, 8), steps, dev)
+    assert not torch.allclose(other_seed, alone[:1])
+
+
+def test_loss_is_noise_mse():
+    torch.manual_seed(0)
+    unet = build_unet("digits-tiny", 1, 8)
+    s = make_scheduler(DiffusionConfig())
+    x0, noise = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8)
+    t = torch.tensor([0, 10, 500, 999])
+    loss = diffusion_loss(unet, s, x0, noise, t)
+    xt = s.add_noise(x0, noise, t)
+    assert torch.isclose(loss, ((unet(xt, t).sample - noise) ** 2).mean())
+
+
+def test_presets_and_bad_resolution():
+    assert build_unet("unet48", 3, 32).config.block_out_channels == (48, 48, 96, 96, 192, 192)
+    with pytest.raises(ValueError):
+        build_unet("mnist-small", 1, 30)

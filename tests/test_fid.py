@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from collapse_diffusion.config import DataConfig
+from collapse_diffusion.data import load_real
+from collapse_diffusion.errors import UserError
+from collapse_diffusion.features import ClassifierNet, Extractor, classifier_extractor, inception_extractor
+from collapse_diffusion.fid import frechet_distance
+
+
+def test_fd_identity_and_shift():
+    x = np.random.default_rng(0).normal(size=(500, 8))
+    assert abs(frechet_distance(x, x)) < 1e-6
+    assert frechet_distance(x, x + 1.0) == pytest.approx(8.0, rel=1e-6)  # ||mu shift||^2
+    assert frechet_distance(x, x + 2.0) > frechet_distance(x, x + 1.0)
+
+
+def test_parity_with_torchmetrics_direct():
+    torch.manual_seed(0)
+    net = ClassifierNet(1, 10).eval()
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 1, 8, 8)).astype(np.uint8)
+    b = rng.integers(0, 200, (48, 1, 8, 8)).astype(np.uint8)
+    tm = FrechetInceptionDistance(feature=net, normalize=False)
+    tm.update(torch.from_numpy(a), real=True)
+    tm.update(torch.from_numpy(b), real=False)
+    ex = Extractor("test", net, {})
+    assert frechet_distance(ex(a), ex(b)) == pytest.approx(float(tm.compute()), rel=1e-4)
+
+
+def test_classifier_is_cached_with_accuracy(tmp_path):
+    real = load_real(DataConfig(n=600), seed=0)
+    ex = classifier_extractor(real, "digits", tmp_path, steps=150, seed=0)
+    assert ex.name == "classifier-digits" and ex.info["heldout_accuracy"] > 0.8
+    assert ex.info["n_heldout"] == 120
+    again = classifier_extractor(real, "digits", tmp_path, steps=150, seed=0)
+    assert np.allclose(ex(real.images[:10]), again(real.images[:10]))
+
+
+def test_missing_inception_weights_is_one_line_error(tmp_path):
+    with pytest.raises(UserError, match="Inception FID weights not found") as e:
+        inception_extractor(str(tmp_path / "nope.pth"))
+    assert "\n" not in str(e.value)

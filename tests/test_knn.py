@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from collapse_diffusion import knn as knn_mod
+from collapse_diffusion.knn import knn
+
+
+def data(seed=0, n=400, m=120, d=48):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, d)) * 255).astype(np.float32)
+    q = (rng.random((m, d)) * 255).astype(np.float32)
+    q[:10] = x[:10]                                              # exact duplicates
+    q[10:20] = x[20:30] + rng.normal(0, 1e-2, (10, d)).astype(np.float32)  # near-duplicates
+    return q, x
+
+
+def check_parity(nb, d_ref, i_ref):
+    assert np.allclose(nb.dist, d_ref, rtol=1e-4, atol=1e-4)
+    mism = nb.idx != i_ref
+    # index disagreements only where distances tie
+    assert np.allclose(nb.dist[mism], d_ref[mism], rtol=1e-6)
+
+
+def test_parity_with_sklearn_including_duplicates():
+    q, x = data()
+    nb = knn(q, x, k=3)
+    d_ref, i_ref = NearestNeighbors(n_neighbors=3, algorithm="brute").fit(x).kneighbors(q)
+    check_parity(nb, d_ref, i_ref)
+    assert (nb.dist[:10, 0] == 0).all() and (nb.idx[:10, 0] == np.arange(10)).all()
+    assert np.allclose(nb.dist[10:20, 0], np.linalg.norm(q[10:20] - x[20:30], axis=1), rtol=1e-3)
+
+
+def test_within_set_excludes_self_but_keeps_copies():
+    _, x = data()
+    x[5] = x[6]
+    nb = knn(x, None, k=2)
+    d_ref, i_ref = NearestNeighbors(n_neighbors=3, algorithm="brute").fit(x).kneighbors(x)
+    assert (nb.idx != np.arange(len(x))[:, None]).all()
+    assert nb.dist[5, 0] == 0 and nb.idx[5, 0] == 6 and nb.dist[6, 0] == 0
+    assert np.allclose(nb.dist[7:], d_ref[7:, 1:], rtol=1e-4)
+
+
+def test_streaming_chunks_match(monkeypatch):
+    q, x = data(1)
+    full = knn(q, x, k=2)
+    monkeypatch.setattr(knn_mod, "REF_CHUNK", 37)
+    monkeypatch.setattr(knn_mod, "MEMORY_BUDGET", 37 * 4 * 7)
+    chunked = knn(q, x, k=2)
+    assert np.array_equal(full.idx, chunked.idx) and np.allclose(full.dist, chunked.dist)
+    self_full = knn(x, None, k=2)
+    assert np.allclose(self_full.dist, knn(x, None, k=2).dist)
+
+
+def test_errors():
+    with pytest.raises(ValueError):
+        knn(np.zeros((3, 4)), np.zeros((3, 5)), k=1)
+    with pytest.raises(ValueError):
+        knn(np.zeros((3, 4)), None, k=3)

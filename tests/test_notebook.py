@@ -1,0 +1,33 @@
+"""The analysis notebook runs against a real tiny run made with the CLI, and is stored without outputs."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+
+NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
+
+
+def test_notebook_stored_without_outputs():
+    nb = json.loads(NOTEBOOK.read_text())
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.slow
+def test_notebook_executes_on_tiny_run(tmp_path):
+    run = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "collapse_diffusion", "run", "configs/tiny.yaml", "--run-dir", str(run),
+                        "--set", "study.cycles=2", "--no-report"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source = f"RUN_DIRS = [{str(run)!r}]"
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "rows from 1 run" in text and "Pearson r" in text
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert images >= 10

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from collapse_diffusion.config import ArmConfig
+from collapse_diffusion.data import make_set
+from collapse_diffusion.paradigms import equal_shares, next_training_set, real_pool_size
+
+N, R = 12, 2.0
+
+
+def setup(cycle):
+    rng = np.random.default_rng(0)
+    real = make_set(rng.integers(0, 255, (N + 10, 1, 4, 4)).astype(np.uint8), cycle=0)
+    gens = [make_set(rng.integers(0, 255, (int(R * N), 1, 4, 4)).astype(np.uint8), cycle=c)
+            for c in range(1, cycle + 1)]
+    return real, gens
+
+
+def first_n(pool, size, rng):
+    return np.arange(size)
+
+
+@pytest.mark.parametrize("cycle", [1, 2, 3])
+def test_replace_and_vanilla_rn(cycle):
+    real, gens = setup(cycle)
+    d = next_training_set("replace", ArmConfig(selector="random"), first_n, real, real.take(np.arange(N)), gens,
+                          N, cycle, R, 0.2, np.random.default_rng(0))
+    assert len(d) == N and d.real_share == 0 and (d.provenance[:, 0] == cycle).all()
+    d = next_training_set("replace", ArmConfig(selector="all"), first_n, real, real.take(np.arange(N)), gens,
+                          N, cycle, R, 0.2, np.random.default_rng(0))
+    assert len(d) == R * N
+
+
+@pytest.mark.parametrize("cycle", [1, 2, 3, 5])
+def test_accumulate_subsample_equal_shares(cycle):
+    real, gens = setup(cycle)
+    d = next_training_set("accumulate-subsample", ArmConfig(selector="random"), first_n, real,
+                          real.take(np.arange(N)), gens, N, cycle, R, 0.2, np.random.default_rng(0))
+    assert len(d) == N
+    counts = np.bincount(d.provenance[:, 0], minlength=cycle + 1)
+    assert counts.tolist() == equal_shares(N, cycle + 1)
+    assert d.real_share == pytest.approx(equal_shares(N, cycle + 1)[0] / N)
+    assert abs(d.real_share - 1 / (cycle + 1)) <= 1 / N
+    assert (d.provenance[d.provenance[:, 0] == 0, 1] < N).all()  # real images come from R = D_1
+    assert len({tuple(p) for p in d.provenance}) == N
+
+
+def test_accumulate_subsample_selector_uses_whole_pool():
+    real, gens = setup(2)
+    d = next_training_set("accumulate-subsample", ArmConfig(selector="greedy"), first_n, real,
+                          real.take(np.arange(N)), gens, N, 2, R, 0.2, np.random.default_rng(0))
+    assert len(d) == N and d.real_share == 1.0  # first_n picks the pool's first rows: R
+
+
+def test_accumulate_grows_and_fresh_uses_unseen_real():
+    real, gens = setup(2)
+    cur = real.take(np.arange(N))
+    d = next_training_set("accumulate", ArmConfig(), first_n, real, cur, gens, N, 2, R, 0.2, np.random.default_rng(0))
+    assert len(d) == 2 * N and d.real_share == 0.5
+    f = next_training_set("fresh", ArmConfig(), first_n, real, cur, gens, N, 2, R, 0.25, np.random.default_rng(0))
+    fresh_ids = f.provenance[f.provenance[:, 0] == 0, 1]
+    assert len(f) == N and len(fresh_ids) == 3 and (fresh_ids >= N + 3).all()  # cycle 2 skips cycle 1's 3
+    assert real_pool_size(N, 3, ("fresh",), 0.25) == N + 6 and real_pool_size(N, 3, ("replace",), 0.25) == N

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DModel
+
+from collapse_diffusion import train as train_mod
+from collapse_diffusion.config import DataConfig, DiffusionConfig, TrainConfig
+from collapse_diffusion.data import load_real
+from collapse_diffusion.errors import TrainingDiverged
+
+CFG = TrainConfig(steps=8, batch_size=16, warmup_steps=2, checkpoint_every=3, device="cpu")
+
+
+class Killed(Exception):
+    pass
+
+
+def images():
+    return load_real(DataConfig(n=32), seed=0).images
+
+
+def weights(path):
+    return {k: v.clone() for k, v in UNet2DModel.from_pretrained(path).state_dict().items()}
+
+
+def test_resume_equals_uninterrupted_bitwise(tmp_path):
+    x = images()
+    full = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "a", seed=5))
+
+    def kill_after_5(step):
+        if step == 5:   # checkpoint at 3, steps 4-5 are lost
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5, on_step=kill_after_5)
+    assert (tmp_path / "b" / "checkpoint" / "state.pt").exists() and not (tmp_path / "b" / "model").exists()
+    resumed = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5))
+    assert full.keys() == resumed.keys()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_model_is_diffusers_format_and_log_written(tmp_path):
+    path = train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
+    unet = UNet2DModel.from_pretrained(path)
+    assert unet.config.sample_size == 8 and (path / "diffusion_pytorch_model.safetensors").exists()
+    rows = (tmp_path / "train_log.jsonl").read_text().splitlines()
+    assert rows and '"images_per_s"' in rows[-1]
+
+
+def test_nonfinite_loss_stops(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "diffusion_loss", lambda *a: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingDiverged, match="non-finite|nan"):
+        train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
+    assert not (tmp_path / "model").exists()
