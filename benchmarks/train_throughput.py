@@ -61,6 +61,8 @@ def ours(preset: str, batch: int, steps: int, device: str, warmup: int) -> float
     # images/s over the steps after warm-up, from the log's cumulative rate at two points
     first = next(r for r in rows if r["step"] >= warmup)
     last = rows[-1]
+    if first is last:  # one log row: the cumulative rate, warm-up included
+        return last["images_per_s"]
     t_first, t_last = first["step"] * batch / first["images_per_s"], last["step"] * batch / last["images_per_s"]
     return (last["step"] - first["step"]) * batch / (t_last - t_first)
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
 from .config import ExperimentConfig, load_config, save_config
@@ -52,7 +51,6 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
     """
     import numpy as np
     from .data import load_real
-    from .sample import save_grid
     cfg = _cfg(config, overrides)
     real = load_real(cfg.data, cfg.seed, n)
     classes, counts = np.unique(real.labels, return_counts=True)
@@ -60,10 +58,7 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
                f"pixel mean {real.images.mean():.1f}")
     typer.echo("classes: " + ", ".join(f"{c}:{k}" for c, k in zip(classes, counts)))
     if out is not None:
-        real.save(out)
-        save_grid(real.images, out.with_suffix(".png"))
-        save_config(cfg, out.with_suffix(".config.yaml"))
-        typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+        _write_set(real, out, cfg)
 
 
 @app.command()
@@ -95,7 +90,7 @@ def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers
 @app.command()
 def sample(model: Path = typer.Argument(..., help="A model folder written by `train` (OUT/model)."),
            out: Path = typer.Argument(..., help="Output .npz (a grid .png is written beside it)."),
-           n: int = typer.Option(64, help="Number of images."),
+           n: int = typer.Option(64, "--count", "-n", help="Number of images."),
            seed: int = typer.Option(0, help="Sampling seed: image i depends only on (seed, i)."),
            config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
     """Generate N images with the configured sampler (DDPM ancestral or DDIM) to a uint8 .npz and a grid.
@@ -103,23 +98,19 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
     Examples:
 
     \b
-      collapse-diffusion sample runs/t1/model samples.npz --n 256
+      collapse-diffusion sample runs/t1/model samples.npz --count 256
       collapse-diffusion sample runs/t1/model s.npz --set sample.sampler=ddpm --set sample.steps=0
     """
     from . import distributed
-    from .sample import generate, save_grid
+    from .sample import generate
     cfg = _cfg(config, overrides)
     if not (model / "config.json").is_file():
         raise UserError(f"'{model}' is not a model folder (no config.json); pass OUT/model of a `train` run")
     if n < 1:
-        raise UserError("--n must be at least 1")
+        raise UserError("--count must be at least 1")
     images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device)
-    if not distributed.is_main():
-        return
-    images.save(out)
-    save_grid(images.images, out.with_suffix(".png"))
-    save_config(cfg, out.with_suffix(".config.yaml"))
-    typer.echo(f"wrote {n} images to {out} and {out.with_suffix('.png')}")
+    if distributed.is_main():
+        _write_set(images, out, cfg)
 
 
 @app.command()
@@ -275,12 +266,18 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="A run directory with me
     typer.echo(f"wrote {write_report(run_dir)}")
 
 
+def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
+    """An image set as .npz, its grid .png and the resolved config beside it."""
+    from .sample import save_grid
+    images.save(out)
+    save_grid(images.images, out.with_suffix(".png"))
+    save_config(cfg, out.with_suffix(".config.yaml"))
+    typer.echo(f"wrote {len(images)} images to {out} and {out.with_suffix('.png')}")
+
+
 def _check_resolution(cfg: ExperimentConfig, resolution: int) -> None:
-    from .model import PRESETS
-    levels = len(PRESETS[cfg.model.preset]["block_out_channels"]) - 1
-    if resolution % (2 ** levels):
-        raise UserError(f"model preset '{cfg.model.preset}' needs a size divisible by {2 ** levels}, images are "
-                        f"{resolution}px; set data.fit=pad and data.resolution={-(-resolution // 2 ** levels) * 2 ** levels}")
+    from .model import check_fits
+    check_fits(cfg.model.preset, resolution)
 
 
 def _guard_config(out: Path, cfg: ExperimentConfig) -> None:
@@ -300,6 +297,8 @@ def _guard_config(out: Path, cfg: ExperimentConfig) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the console script and of ``python -m collapse_diffusion``."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only; the notebook keeps its inline backend
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("diffusers", "torch_fidelity", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -308,13 +307,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (UserError, TrainingDiverged) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2 if isinstance(exc, UserError) else 1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
     finally:
-        from . import distributed
-        distributed.shutdown()
+        if "torch.distributed" in sys.modules:
+            from . import distributed
+            distributed.shutdown()
     sys.exit(code if isinstance(code, int) else 0)

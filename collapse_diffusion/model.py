@@ -25,6 +25,20 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def required_multiple(preset: str) -> int:
+    """Image sizes a preset accepts are multiples of this (one halving per level after the first)."""
+    return 2 ** (len(PRESETS[preset]["block_out_channels"]) - 1)
+
+
+def check_fits(preset: str, resolution: int) -> None:
+    """A one-line UserError when ``resolution`` px images do not fit ``preset``."""
+    from .errors import UserError
+    m = required_multiple(preset)
+    if resolution % m:
+        raise UserError(f"model preset '{preset}' needs an image size divisible by {m}, got {resolution}px; "
+                        f"set data.fit=pad and data.resolution={-(-resolution // m) * m}")
+
+
 def build_unet(preset: str, channels: int, resolution: int) -> UNet2DModel:
     """A freshly initialised UNet of ``preset`` for ``channels`` x ``resolution`` x ``resolution`` images.
 
@@ -32,7 +46,6 @@ def build_unet(preset: str, channels: int, resolution: int) -> UNet2DModel:
     """
     if preset not in PRESETS:
         raise KeyError(f"unknown model preset '{preset}' (choose from {', '.join(PRESETS)})")
-    levels = len(PRESETS[preset]["block_out_channels"]) - 1
-    if resolution % (2 ** levels):
-        raise ValueError(f"preset '{preset}' needs a resolution divisible by {2 ** levels}, got {resolution}")
+    if resolution % required_multiple(preset):
+        raise ValueError(f"preset '{preset}' needs a resolution divisible by {required_multiple(preset)}, got {resolution}")
     return UNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **PRESETS[preset])

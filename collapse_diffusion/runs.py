@@ -22,6 +22,7 @@ from .cycle import Study, metrics_row, run_cycle
 from .data import ImageSet, balanced_order, fit_images, load_real, load_source
 from .errors import UserError
 from .io import atomic_write_text
+from .model import check_fits
 from .paradigms import real_pool_size
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:
         if yaml.safe_load(saved.read_text()) != to_dict(cfg):
             raise UserError(f"'{root}' was started with a different config ({saved}); pass the same config "
                             f"or choose a new --run-dir")
-    _check_model_fits(cfg)
+    if cfg.data.resolution is not None:
+        check_fits(cfg.model.preset, cfg.data.resolution)
     distributed.main_first(_init_run, root, cfg)
     if not (root / "real.npz").exists():
         raise UserError(f"could not initialise '{root}'; see the error of rank 0")
@@ -58,14 +60,6 @@ def _init_run(root: Path, cfg: ExperimentConfig) -> None:
         save_config(cfg, root / "config.yaml")
 
 
-def _check_model_fits(cfg: ExperimentConfig) -> None:
-    from .model import PRESETS
-    if cfg.data.resolution is not None:
-        levels = len(PRESETS[cfg.model.preset]["block_out_channels"]) - 1
-        if cfg.data.resolution % 2 ** levels:
-            raise UserError(f"model preset '{cfg.model.preset}' needs data.resolution divisible by {2 ** levels}")
-
-
 def _init_data(root: Path, cfg: ExperimentConfig) -> None:
     s = cfg.study
     need = real_pool_size(cfg.data.n, s.cycles, s.paradigms, s.fresh_fraction)
@@ -75,11 +69,7 @@ def _init_data(root: Path, cfg: ExperimentConfig) -> None:
                         f"{', plus fresh ones for later cycles' if need > cfg.data.n else ''}) but "
                         f"{cfg.data.source} has {len(full)}; lower data.n")
     real = load_real(cfg.data, cfg.seed, need)
-    from .model import PRESETS
-    levels = len(PRESETS[cfg.model.preset]["block_out_channels"]) - 1
-    if real.shape[-1] % 2 ** levels:
-        raise UserError(f"{real.shape[-1]}px images do not fit preset '{cfg.model.preset}' (needs a multiple of "
-                        f"{2 ** levels}); set data.fit=pad and data.resolution")
+    check_fits(cfg.model.preset, real.shape[-1])
     pool = full.take(balanced_order(full.labels, cfg.seed + 1)[:EXTRACTOR_IMAGES])
     pool = ImageSet(fit_images(pool.images, cfg.data.fit, cfg.data.resolution), pool.labels, pool.provenance)
     pool.save(root / "extractor_data.npz")

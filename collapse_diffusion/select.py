@@ -29,7 +29,7 @@ def select_random(n_pool: int, n: int, rng: np.random.Generator) -> np.ndarray:
 def select_greedy(x: np.ndarray, n: int, rng: np.random.Generator, device=None) -> np.ndarray:
     """Farthest-point selection from a random start; ties go to the lowest index."""
     device = torch.device(device) if device is not None else default_device(x)
-    xt = torch.as_tensor(np.asarray(x, np.float32).reshape(len(x), -1), device=device).contiguous()
+    xt = torch.as_tensor(x).reshape(len(x), -1).to(device=device, dtype=torch.float32).contiguous()
     use_triton = _triton_ok(device)
     chosen = np.empty(n, np.int64)
     chosen[0] = rng.integers(len(xt))

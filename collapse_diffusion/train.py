@@ -83,7 +83,7 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
     unet = build_unet(preset, images.shape[1], images.shape[2]).to(device)
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                            fused=fast or None)
+                            fused=fast or None, foreach=None if fast else True)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
     start = _load_checkpoint(out, unet, opt, sched, ema)
     ema.to(device)

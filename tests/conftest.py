@@ -14,3 +14,35 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def tiny_config() -> Path:
     return ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the CLI's entry point in this process: (returncode, stdout, stderr), as a user sees them."""
+    from types import SimpleNamespace
+
+    from collapse_diffusion.cli import main
+
+    def run(*args, cwd=None, ok=True):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        result = SimpleNamespace(returncode=exit_info.value.code, stdout=out, stderr=err)
+        if ok:
+            assert result.returncode == 0, err[-2000:]
+        return result
+
+    return run
+
+
+def assert_user_error(result, *words):
+    """Exit code 2, exactly one `error:` line naming ``words``, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-1500:])
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]

@@ -42,3 +42,33 @@ def test_presets_and_bad_resolution():
     assert build_unet("unet48", 3, 32).config.block_out_channels == (48, 48, 96, 96, 192, 192)
     with pytest.raises(ValueError):
         build_unet("mnist-small", 1, 30)
+
+
+@pytest.mark.parametrize("steps", [0, 10])
+def test_ddpm_step_matches_diffusers(steps):
+    """Our written-out ancestral step equals DDPMScheduler.step given the same noise."""
+    from diffusers.utils import torch_utils
+    from collapse_diffusion.diffusion import ddpm_step
+    s = make_scheduler(DiffusionConfig(), "ddpm")
+    s.set_timesteps(steps or 1000)
+    x, eps, z = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8)
+    orig = torch_utils.randn_tensor
+    import diffusers.schedulers.scheduling_ddpm as mod
+    mod.randn_tensor = lambda *a, **k: z.clone()
+    try:
+        for t in [int(s.timesteps[0]), int(s.timesteps[len(s.timesteps) // 2]), int(s.timesteps[-1])]:
+            ref = s.step(eps, t, x).prev_sample
+            assert torch.allclose(ddpm_step(s, eps, t, x, z), ref, atol=1e-5), t
+    finally:
+        mod.randn_tensor = orig
+
+
+def test_counter_noise_is_standard_normal_and_row_independent():
+    from collapse_diffusion.noise import counter_normal
+    seeds = torch.arange(2000, dtype=torch.int64) * 7919
+    z = counter_normal(seeds, 3, (1, 8, 8), torch.device("cpu"))
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
+    assert abs(float((z[:, 0, 0, 0] * z[:, 0, 0, 1]).mean())) < 0.05      # elements uncorrelated
+    assert abs(float((z[:-1].flatten() * z[1:].flatten()).mean())) < 0.01  # rows uncorrelated
+    assert torch.equal(counter_normal(seeds[5:6], 3, (1, 8, 8), torch.device("cpu")), z[5:6])
+    assert not torch.equal(counter_normal(seeds[5:6], 4, (1, 8, 8), torch.device("cpu")), z[5:6])

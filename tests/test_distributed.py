@@ -30,7 +30,7 @@ def test_two_processes_equal_one(tmp_path):
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-4, worst  # same global batch; only the gradient summation order differs
 
-    sample = ["sample", str(one / "model"), None, "--n", "13", *ARGS[:2], "--set", "sample.batch_size=4"]
+    sample = ["sample", str(one / "model"), None, "--count", "13", *ARGS[:2], "--set", "sample.batch_size=4"]
     sample[2] = str(tmp_path / "g1.npz")
     run([sys.executable, "-m", "collapse_diffusion", *sample], ROOT)
     sample[2] = str(tmp_path / "g2.npz")

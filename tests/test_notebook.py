@@ -1,7 +1,5 @@
 """The analysis notebook runs against a real tiny run made with the CLI, and is stored without outputs."""
 import json
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -18,11 +16,9 @@ def test_notebook_stored_without_outputs():
 
 
 @pytest.mark.slow
-def test_notebook_executes_on_tiny_run(tmp_path):
+def test_notebook_executes_on_tiny_run(tmp_path, cli):
     run = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "collapse_diffusion", "run", "configs/tiny.yaml", "--run-dir", str(run),
-                        "--set", "study.cycles=2", "--no-report"], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-2000:]
+    cli("run", ROOT / "configs" / "tiny.yaml", "--run-dir", run, "--set", "study.cycles=2", "--no-report")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source = f"RUN_DIRS = [{str(run)!r}]"

@@ -1,10 +1,7 @@
 """Every command of the README's CLI tour runs, in order, in a scratch folder."""
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -25,15 +22,13 @@ def test_readme_starts_with_the_two_commands_and_ci_calls_the_test_one():
 
 
 @pytest.mark.slow
-def test_cli_tour(tmp_path):
+def test_cli_tour(tmp_path, cli, monkeypatch):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for line in tour():
         args = shlex.split(line)
         assert args[0] == "collapse-diffusion"
-        p = subprocess.run([sys.executable, "-m", "collapse_diffusion", *args[1:]], cwd=tmp_path, env=env,
-                           capture_output=True, text=True)
-        assert p.returncode == 0, (line, p.stderr[-2000:])
+        cli(*args[1:], cwd=tmp_path)
     assert (tmp_path / "runs" / "tiny" / "report.md").exists()
 
 

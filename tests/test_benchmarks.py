@@ -1,0 +1,27 @@
+"""The CPU benchmark scripts run (tiny sizes): they stay in step with the library."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["benchmarks/knn.py", "--sizes", "300x200x16", "--reps", "1"],
+    ["benchmarks/train_throughput.py", "--steps", "6", "--warmup", "3", "--batch", "8", "--device", "cpu"],
+])
+def test_benchmark_smoke(args):
+    p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "x" in p.stdout and ("ratio" in p.stdout or "sklearn" in p.stdout)
+
+
+def test_study_time_reads_timings(tmp_path):
+    d = tmp_path / "shared" / "cycle_01"
+    d.mkdir(parents=True)
+    (d / "timings.jsonl").write_text('{"stage": "train", "seconds": 2.5}\n{"stage": "sam')
+    p = subprocess.run([sys.executable, "benchmarks/study_time.py", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "train" in p.stdout and "2.5" in p.stdout
