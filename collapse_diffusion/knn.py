@@ -81,8 +81,7 @@ def _candidates(q: torch.Tensor, r: torch.Tensor, m: int, same: bool) -> torch.T
     out = torch.empty((len(q), m), dtype=torch.long, device=q.device)
     for qs in range(0, len(q), qb):
         qq = q[qs:qs + qb]
-        best_d = torch.full((len(qq), 0), float("inf"), device=q.device)
-        best_i = torch.empty((len(qq), 0), dtype=torch.long, device=q.device)
+        best_d = best_i = None
         for rs in range(0, len(r), rc):
             d2 = torch.addmm(rn[None, rs:rs + rc], qq, r[rs:rs + rc].T, alpha=-2.0)
             if same:
@@ -90,10 +89,14 @@ def _candidates(q: torch.Tensor, r: torch.Tensor, m: int, same: bool) -> torch.T
                 cols = rows + qs - rs
                 ok = (cols >= 0) & (cols < d2.shape[1])
                 d2[rows[ok], cols[ok]] = float("inf")
-            ids = torch.arange(rs, rs + d2.shape[1], device=q.device).expand_as(d2)
-            d_all, i_all = torch.cat([best_d, d2], 1), torch.cat([best_i, ids], 1)
-            best_d, pos = torch.topk(d_all, min(m, d_all.shape[1]), dim=1, largest=False, sorted=False)
-            best_i = torch.gather(i_all, 1, pos)
+            cd, ci = torch.topk(d2, min(m, d2.shape[1]), dim=1, largest=False, sorted=False)
+            ci += rs
+            if best_d is None:
+                best_d, best_i = cd, ci
+            else:  # merge two short candidate lists, never the tile
+                d_all, i_all = torch.cat([best_d, cd], 1), torch.cat([best_i, ci], 1)
+                best_d, pos = torch.topk(d_all, m, dim=1, largest=False, sorted=False)
+                best_i = torch.gather(i_all, 1, pos)
         out[qs:qs + qb] = best_i
     return out
 
@@ -105,7 +108,7 @@ def _refine(q: torch.Tensor, r: torch.Tensor, cand: torch.Tensor, k: int) -> Nei
     for s in range(0, len(q), block):
         c = cand[s:s + block]
         diff = q[s:s + block, None, :] - r[c.clamp_min(0)]
-        d = diff.square().sum(-1, dtype=torch.float64).sqrt().masked_fill(c < 0, float("inf"))
+        d = diff.square().sum(-1).sqrt().double().masked_fill(c < 0, float("inf"))
         d, order = torch.sort(d, dim=1, stable=True)
         dists.append(d[:, :k])
         idxs.append(torch.gather(c, 1, order)[:, :k])

@@ -1,8 +1,10 @@
 """Training one fresh UNet on a training set D_n for a step budget (METHOD.md §1, §6).
 
-AdamW, cosine schedule with warm-up, gradient clipping and an EMA of the weights. Batches, noise
-and timesteps of step s come from a CPU generator seeded by (seed, s), so a run resumed from a
-checkpoint sees exactly the inputs it would have seen; on CPU it ends with bitwise-equal weights.
+AdamW, cosine schedule with warm-up, gradient clipping and an EMA of the weights. Batch indices,
+timesteps and per-image noise seeds of step s come from a CPU generator seeded by (seed, s); the
+noise itself is made on the device from those seeds (noise.py), the same on CPU and CUDA. A run
+resumed from a checkpoint sees exactly the inputs it would have seen; on CPU it ends with
+bitwise-equal weights.
 On CUDA the fast path (bf16 autocast, channels_last, fused AdamW, TF32, torch.compile) is on by
 default. Under torchrun each rank takes a stride of the same global batch and DDP averages the
 gradients, which equals the single-process step up to summation order.
@@ -29,6 +31,7 @@ from .data import to_model
 from .diffusion import diffusion_loss, make_scheduler
 from .errors import TrainingDiverged
 from .io import atomic_dir
+from .noise import counter_normal
 from .model import build_unet
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,9 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
     for step in bar:
         g = step_generator(seed, step)
         idx = torch.randint(0, n, (cfg.batch_size,), generator=g)[r::w]
-        noise = torch.randn((cfg.batch_size, *data.shape[1:]), generator=g)[r::w].to(data.device)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch_size,), generator=g)[r::w]
+        seeds = torch.randint(0, 2 ** 62, (cfg.batch_size,), generator=g)[r::w]
+        noise = counter_normal(seeds, 0, tuple(data.shape[1:]), data.device)  # made on the device
         x0 = data[idx.to(data.device)]
         if fast:
             x0, noise = x0.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
