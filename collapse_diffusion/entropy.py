@@ -42,10 +42,14 @@ def kl_entropy(x: np.ndarray, k: int = 1, space: str = "pixel 0-255", floor: flo
                device=None) -> Entropy:
     """H_k of the (n, d) float array ``x`` (images are flattened) in nats; ``floor`` in x's units."""
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-    n, d = x.shape
-    if n <= k:
-        raise ValueError(f"the KL estimator with k={k} needs more than {k} points, got {n}")
-    eps = knn(x, None, k=k, device=device).dist[:, k - 1]
+    if len(x) <= k:
+        raise ValueError(f"the KL estimator with k={k} needs more than {k} points, got {len(x)}")
+    return kl_from_distances(knn(x, None, k=k, device=device).dist[:, k - 1], x.shape[1], k, space, floor)
+
+
+def kl_from_distances(eps: np.ndarray, d: int, k: int, space: str, floor: float = 1e-6) -> Entropy:
+    """H_k from the (n,) distances eps_k of every point to its k-th nearest other point."""
+    n = len(eps)
     zeros = int((eps <= 0).sum())
     log_eps = np.log(np.maximum(eps, floor))
     nats = float(digamma(n) - digamma(k) + log_unit_ball_volume(d) + d * log_eps.mean())

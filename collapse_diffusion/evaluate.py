@@ -13,20 +13,24 @@ import numpy as np
 
 from .config import EvalConfig
 from .data import ImageSet
-from .entropy import kl_entropy
+from .entropy import kl_from_distances
 from .errors import UserError
 from .features import Extractor
 from .fid import fd_report
-from .metrics import mean_nn_distance, nn_report, trace_cov
+from .knn import knn
+from .metrics import nn_report, trace_cov
 
 PIXEL_SPACE = "pixel 0-255"
 
 
 def set_stats(s: ImageSet, k: int) -> dict:
-    """Entropy (§2), trace of covariance, mean 1-NN distance and real share of one image set."""
+    """Entropy (§2), trace of covariance, mean 1-NN distance and real share of one image set,
+    the entropy and the 1-NN distances from one kNN search."""
     x = s.flat()
-    return {"n": len(s), "entropy": kl_entropy(x, k=k, space=PIXEL_SPACE).summary(), "trace_cov": trace_cov(x),
-            "mean_nn_distance": mean_nn_distance(x), "real_share": s.real_share}
+    nb = knn(x, None, k=k)
+    entropy = kl_from_distances(nb.dist[:, k - 1], x.shape[1], k, PIXEL_SPACE)
+    return {"n": len(s), "entropy": entropy.summary(), "trace_cov": trace_cov(x),
+            "mean_nn_distance": float(nb.dist[:, 0].mean()), "real_share": s.real_share}
 
 
 def check_shapes(**sets: Optional[ImageSet]) -> None:
