@@ -77,10 +77,11 @@ def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers
     """
     from . import distributed
     from .data import load_real
+    from .model import check_fits
     from .train import train as run_train
     cfg = _cfg(config, overrides)
     images = (_load_set(data_file) if data_file else load_real(cfg.data, cfg.seed)).images
-    _check_resolution(cfg, images.shape[-1])
+    check_fits(cfg.model.preset, images.shape[-1])
     _guard_config(out, cfg)
     path = run_train(images, cfg.train, cfg.diffusion, cfg.model.preset, out, cfg.seed)
     if distributed.is_main():
@@ -273,11 +274,6 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
     save_grid(images.images, out.with_suffix(".png"))
     save_config(cfg, out.with_suffix(".config.yaml"))
     typer.echo(f"wrote {len(images)} images to {out} and {out.with_suffix('.png')}")
-
-
-def _check_resolution(cfg: ExperimentConfig, resolution: int) -> None:
-    from .model import check_fits
-    check_fits(cfg.model.preset, resolution)
 
 
 def _guard_config(out: Path, cfg: ExperimentConfig) -> None:

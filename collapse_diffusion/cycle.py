@@ -16,7 +16,7 @@ import logging
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Optional
@@ -63,6 +63,7 @@ class Study:
     """A run directory and its config: everything a stage needs to find its inputs."""
     root: Path
     cfg: ExperimentConfig
+    _feature_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -93,6 +94,17 @@ class Study:
     @cached_property
     def real_features(self) -> Optional[np.ndarray]:
         return None if self.extractor is None else self.extractor(self.real_pool.images[: self.n])
+
+    def features(self, key: str, images: ImageSet) -> np.ndarray:
+        """Extractor features of ``images``; each image (by provenance, within ``key``'s arm) is
+        extracted once per process, so a growing accumulate pool costs only its new images."""
+        cache = self._feature_cache.setdefault(key, {})
+        prov = [tuple(p) for p in images.provenance.tolist()]
+        new = [i for i, p in enumerate(prov) if p not in cache]
+        if new:
+            for i, f in zip(new, self.extractor(images.images[new])):
+                cache[prov[i]] = f
+        return np.stack([cache[p] for p in prov])
 
     @property
     def candidates(self) -> int:
@@ -155,7 +167,7 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     current = load_npz(study.cycle_dir(paradigm, arm, cycle) / "train.npz")
 
     def choose(pool: ImageSet, size: int, rng: np.random.Generator) -> np.ndarray:
-        x = pool.flat() if a.space == "pixel" else study.extractor(pool.images)
+        x = pool.flat() if a.space == "pixel" else study.features(f"{paradigm}/{arm}", pool)
         return select(a.selector, x, size, rng, a.tau0, a.alpha)
 
     rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", f"{paradigm}/{arm}"))

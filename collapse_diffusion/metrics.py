@@ -42,11 +42,6 @@ def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3, n_bo
             "ratios": ratio, "nn_index": nb.idx, "nn_dist": nb.dist}
 
 
-def mean_nn_distance(x: np.ndarray) -> float:
-    """Mean distance of each point to its nearest other point of the same set."""
-    return float(knn(x, None, k=1).dist[:, 0].mean())
-
-
 def trace_cov(x: np.ndarray) -> float:
     """Trace of the sample covariance of (N, D) ``x``: the total variance."""
     x = np.asarray(x, np.float64).reshape(len(x), -1)

@@ -46,6 +46,5 @@ def build_unet(preset: str, channels: int, resolution: int) -> UNet2DModel:
     """
     if preset not in PRESETS:
         raise KeyError(f"unknown model preset '{preset}' (choose from {', '.join(PRESETS)})")
-    if resolution % required_multiple(preset):
-        raise ValueError(f"preset '{preset}' needs a resolution divisible by {required_multiple(preset)}, got {resolution}")
+    check_fits(preset, resolution)
     return UNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **PRESETS[preset])

@@ -13,9 +13,6 @@ import math
 
 import torch
 
-_M64 = (1 << 64) - 1
-
-
 def _i64(v: int) -> int:
     """An unsigned 64-bit constant as the signed int64 torch stores."""
     return v - (1 << 64) if v >= 1 << 63 else v

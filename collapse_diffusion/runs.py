@@ -45,8 +45,6 @@ def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:
         if yaml.safe_load(saved.read_text()) != to_dict(cfg):
             raise UserError(f"'{root}' was started with a different config ({saved}); pass the same config "
                             f"or choose a new --run-dir")
-    if cfg.data.resolution is not None:
-        check_fits(cfg.model.preset, cfg.data.resolution)
     distributed.main_first(_init_run, root, cfg)
     if not (root / "real.npz").exists():
         raise UserError(f"could not initialise '{root}'; see the error of rank 0")

@@ -4,6 +4,7 @@ import torch
 
 from collapse_diffusion.config import DiffusionConfig
 from collapse_diffusion.diffusion import diffusion_loss, make_scheduler, sample_loop
+from collapse_diffusion.errors import UserError
 from collapse_diffusion.model import build_unet
 
 
@@ -40,7 +41,7 @@ def test_loss_is_noise_mse():
 
 def test_presets_and_bad_resolution():
     assert build_unet("unet48", 3, 32).config.block_out_channels == (48, 48, 96, 96, 192, 192)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="divisible by 4"):
         build_unet("mnist-small", 1, 30)
 
 

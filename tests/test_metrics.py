@@ -1,6 +1,8 @@
 import numpy as np
 
-from collapse_diffusion.metrics import bootstrap_ci, mean_nn_distance, nn_report, trace_cov
+from collapse_diffusion.data import make_set
+from collapse_diffusion.evaluate import set_stats
+from collapse_diffusion.metrics import bootstrap_ci, nn_report, trace_cov
 
 
 def images(rng, n, d=64):
@@ -40,5 +42,9 @@ def test_bootstrap_and_set_stats():
     assert lo < 0.2 < hi
     x = np.random.default_rng(0).normal(size=(50, 3))
     assert np.isclose(trace_cov(x), np.trace(np.cov(x.T)))
-    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)) + np.eye(50) * 1e9
-    assert np.isclose(mean_nn_distance(x), d.min(1).mean(), rtol=1e-5)
+    imgs = np.random.default_rng(1).integers(0, 256, (50, 1, 4, 4)).astype(np.uint8)
+    f = imgs.reshape(50, -1).astype(np.float64)
+    d = np.sqrt(((f[:, None] - f[None]) ** 2).sum(-1)) + np.eye(50) * 1e9
+    s = set_stats(make_set(imgs), k=1)
+    assert np.isclose(s["mean_nn_distance"], d.min(1).mean(), rtol=1e-5) and s["n"] == 50
+    assert np.isclose(s["trace_cov"], np.trace(np.cov(f.T)))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from collapse_diffusion.config import ArmConfig
-from collapse_diffusion.data import make_set
+from collapse_diffusion.data import ImageSet, make_set
 from collapse_diffusion.paradigms import equal_shares, next_training_set, real_pool_size
 
 N, R = 12, 2.0
@@ -61,3 +61,24 @@ def test_accumulate_grows_and_fresh_uses_unseen_real():
     fresh_ids = f.provenance[f.provenance[:, 0] == 0, 1]
     assert len(f) == N and len(fresh_ids) == 3 and (fresh_ids >= N + 3).all()  # cycle 2 skips cycle 1's 3
     assert real_pool_size(N, 3, ("fresh",), 0.25) == N + 6 and real_pool_size(N, 3, ("replace",), 0.25) == N
+
+
+def test_feature_cache_extracts_each_image_once(tmp_path):
+    """Feature-space selection over a growing pool extracts only the images not seen before."""
+    from collapse_diffusion.config import ExperimentConfig
+    from collapse_diffusion.cycle import Study
+    calls = []
+
+    def fake_extractor(images):
+        calls.append(len(images))
+        return images.reshape(len(images), -1).astype(float)[:, :3]
+
+    study = Study(tmp_path, ExperimentConfig())
+    study.__dict__["extractor"] = fake_extractor
+    real, gens = setup(2)
+    pool1 = ImageSet.concat([real.take(np.arange(N)), gens[0]])
+    pool2 = ImageSet.concat([pool1, gens[1]])
+    f1 = study.features("replace/a", pool1)
+    f2 = study.features("replace/a", pool2)
+    assert calls == [N + len(gens[0]), len(gens[1])]
+    assert np.array_equal(f2[: len(pool1)], f1) and np.array_equal(f2, fake_extractor(pool2.images))
