@@ -204,15 +204,44 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
       collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
       collapse-diffusion run configs/mnist.yaml --set data.root=~/data
     """
-    from .runs import open_study, run_study
+    from .runs import open_studies, run_studies
     cfg = _cfg(config, overrides)
     root = run_dir or Path("runs") / config.stem
-    path = run_study(open_study(root, cfg))
+    path = run_studies(open_studies(root, cfg), root)
     typer.echo(f"wrote {path}")
     from . import distributed
     if report and distributed.is_main():
         from .report import write_report
         typer.echo(f"wrote {write_report(root)}")
+
+
+@app.command()
+def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, training, sampling and eval settings each cell uses."),
+          run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/phase_<config name>)."),
+          sizes: Optional[str] = typer.Option(None, "--sizes", help="Comma-separated N values (default: phase.n)."),
+          budgets: Optional[str] = typer.Option(None, "--budgets", help="Comma-separated step budgets (default: phase.steps)."),
+          cycles: Optional[int] = typer.Option(None, "--cycles", help="Replace cycles per cell (default: phase.cycles)."),
+          overrides: List[str] = SetOpt) -> None:
+    """Phase diagram: memorization rate, GS and FD over a grid of N x training steps (x presets).
+
+    One replace/vanilla study per cell, trained in parallel and resumable; writes RUN/phase.md
+    (table, heat maps with the 1/2-memorization boundary, sample grids) and RUN/phase.jsonl.
+
+    Examples:
+
+    \b
+      collapse-diffusion phase configs/digits.yaml
+      collapse-diffusion phase configs/digits.yaml --sizes 16,32,64 --budgets 500,1000,2000
+      collapse-diffusion phase configs/digits.yaml --sizes 32 --budgets 800,1200 --cycles 4
+      collapse-diffusion phase configs/digits.yaml --set phase.presets=[digits-tiny,mnist-small]
+    """
+    from .phase import run_phase
+    extra = [f"phase.n=[{sizes}]"] if sizes else []
+    extra += [f"phase.steps=[{budgets}]"] if budgets else []
+    extra += [f"phase.cycles={cycles}"] if cycles is not None else []
+    cfg = _cfg(config, list(overrides) + extra)
+    root = run_dir or Path("runs") / f"phase_{config.stem}"
+    typer.echo(f"wrote {run_phase(root, cfg)}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Typed, frozen experiment configuration loaded strictly from YAML (STYLE.md 3).
+"""Typed, frozen experiment configuration loaded strictly from YAML.
 
 One dataclass per stage, composed into :class:`ExperimentConfig`. Defaults live at the field, once,
 with units in a trailing comment. An unknown key or a value of the wrong type is a
@@ -7,6 +7,7 @@ with units in a trailing comment. An unknown key or a value of the wrong type is
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     fast: Optional[bool] = None      # bf16 autocast, channels_last, fused AdamW, TF32; None = on for CUDA
     compile: Optional[bool] = None   # torch.compile of the UNet; None = on for CUDA
+    threads: int = 0                 # CPU threads of one training/sampling process; 0 = torch's default.
+                                     # On CPU the result depends on it (summation order), not on study.workers
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,13 @@ class SampleConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     memorization_threshold: float = 1 / 3   # NN1/NN2 ratio below which an image is a copy
-    bootstrap: int = 1000                    # resamples for the 95% interval
+    n_generated: int = 256                   # images generated per cycle for every metric (>= r*N candidates)
+    bootstrap: int = 200                     # resamples of generated images for the FD interval
     entropy_k: int = 1                       # k of the Kozachenko-Leonenko estimator
     extractor: Extractor = "auto"            # auto: inception when weights exist and images >= 32px
     inception_weights: Optional[str] = None  # path to the TF-FID Inception weights (.pth)
     classifier_steps: int = 600              # training steps of the project's feature classifier
-    fid_real: int = 0                        # real images for FD; 0 = every image of the real pool
+    fid_real: int = 0                        # real images for FD; 0 = every image of the data set (up to 20k)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,17 @@ class StudyConfig:
     arms: tuple[ArmConfig, ...] = (ArmConfig(),)
     oversample: float = 2.0          # r: candidates per cycle = r * N
     fresh_fraction: float = 0.2      # lambda of the fresh paradigm
+    seeds: tuple[int, ...] = ()      # replicates: the whole study once per seed; () = the top-level seed
+    workers: int = 0                 # parallel CPU processes for a cycle's arms; 0 = one per core (1 on CUDA)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """The grid of `collapse-diffusion phase` (docs/method.md §7): one replace/vanilla study per cell."""
+    n: tuple[int, ...] = (32, 64, 128)               # training-set sizes N
+    steps: tuple[int, ...] = (500, 1000, 2000, 4000) # training budgets, optimizer steps of train.batch_size
+    presets: tuple[Preset, ...] = ()                 # model presets; () = model.preset only
+    cycles: int = 1                                  # replace cycles per cell (>1 follows the loop along cycles)
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,7 @@ class ExperimentConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+    phase: PhaseConfig = field(default_factory=PhaseConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -227,10 +243,18 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(cfg.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1")
     need(0 < cfg.eval.memorization_threshold < 1, "eval.memorization_threshold must be in (0, 1)")
     need(cfg.eval.entropy_k >= 1, "eval.entropy_k must be >= 1")
+    need(cfg.eval.n_generated >= 2, "eval.n_generated must be at least 2")
+    need(cfg.eval.bootstrap >= 0 and cfg.eval.fid_real >= 0, "eval.bootstrap and eval.fid_real must be >= 0")
+    need(cfg.eval.fid_real != 1, "eval.fid_real must be 0 (all) or at least 2 images")
+    need(cfg.train.threads >= 0, "train.threads must be >= 0 (0 = torch's default)")
+    need(math.isfinite(cfg.train.lr) and cfg.train.lr > 0, f"train.lr must be a positive number, got {cfg.train.lr}")
     need(cfg.sample.steps >= 0 and cfg.sample.batch_size >= 1, "sample.steps >= 0 and sample.batch_size >= 1")
     need(cfg.sample.sampler == "ddpm" or cfg.sample.steps >= 1, "sample.steps must be >= 1 for ddim")
     s = cfg.study
     need(s.cycles >= 1, "study.cycles must be >= 1")
+    need(s.workers >= 0, "study.workers must be >= 0 (0 = one per CPU core)")
+    need(len(set(s.seeds)) == len(s.seeds) and all(x >= 0 for x in s.seeds), "study.seeds: non-negative, each once")
+    need(math.isfinite(s.oversample), f"study.oversample must be a finite number, got {s.oversample}")
     need(len(s.paradigms) >= 1 and len(set(s.paradigms)) == len(s.paradigms), "study.paradigms: list each once")
     names = [a.name for a in s.arms]
     need(len(names) >= 1 and len(set(names)) == len(names), "study.arms: give each arm a unique name")
@@ -239,6 +263,10 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(s.oversample >= 1.0 or all(a.selector == "random" for a in s.arms),
          f"study.oversample is {s.oversample}: a selector needs r >= 1 candidates per training image")
     need(0.0 < s.fresh_fraction < 1.0 or "fresh" not in s.paradigms, "study.fresh_fraction must be in (0, 1)")
+    ph = cfg.phase
+    need(len(ph.n) >= 1 and all(x >= 2 for x in ph.n), "phase.n: list training-set sizes of at least 2")
+    need(len(ph.steps) >= 1 and all(x >= 1 for x in ph.steps), "phase.steps: list step budgets of at least 1")
+    need(ph.cycles >= 1, "phase.cycles must be >= 1")
     for a in s.arms:
         need(a.tau0 > 0 and 0 < a.alpha < 1, f"arm '{a.name}': tdf needs tau0 > 0 and 0 < alpha < 1")
 

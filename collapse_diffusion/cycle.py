@@ -1,8 +1,9 @@
-"""One cycle of the self-consuming loop as files (METHOD.md §1, STYLE.md 8). The only module that
+"""One cycle of the self-consuming loop as files (docs/method.md §1). The only module that
 knows the order of stages:
 
-    train.npz (D_n) -> train -> model/ -> sample -> samples.npz (G_n, r*N candidates)
-                    -> evaluate -> metrics.json -> select -> next cycle's train.npz (D_{n+1})
+    train.npz (D_n) -> train -> model/ -> sample -> samples.npz (G_n: r*N candidates first, then
+                    more images up to eval.n_generated) -> evaluate -> metrics.json, nn.npz (with
+                    each sample's lineage root) -> select -> next cycle's train.npz (D_{n+1})
 
 Each stage reads the previous stage's files, writes its own atomically, and is skipped when they
 exist, so a killed run resumes where it stopped. Cycle 1 (real D_1, its model and its samples) is
@@ -93,7 +94,14 @@ class Study:
 
     @cached_property
     def real_features(self) -> Optional[np.ndarray]:
-        return None if self.extractor is None else self.extractor(self.real_pool.images[: self.n])
+        """Features of the FD reference: every image of the data set (eval.fid_real = 0) or the first
+        eval.fid_real of the seeded class-balanced pool."""
+        if self.extractor is None:
+            return None
+        path = self.root / "extractor_data.npz"
+        pool = load_npz(path) if path.exists() else self.real_pool
+        k = self.cfg.eval.fid_real or len(pool)
+        return self.extractor(pool.images[:k])
 
     def features(self, key: str, images: ImageSet) -> np.ndarray:
         """Extractor features of ``images``; each image (by provenance, within ``key``'s arm) is
@@ -108,8 +116,26 @@ class Study:
 
     @property
     def candidates(self) -> int:
-        """|G_n| = r*N for every arm (each arm's target size is at most that)."""
+        """r*N candidates for every arm (each arm's target size is at most that)."""
         return max(self.n, int(round(self.cfg.study.oversample * self.n)))
+
+    @property
+    def n_samples(self) -> int:
+        """Images generated per cycle: the candidates first, then more for evaluation."""
+        return max(self.candidates, self.cfg.eval.n_generated)
+
+    def lineage_roots(self, paradigm: str, arm: str, s: ImageSet) -> np.ndarray:
+        """(n, 2) lineage root of each image of ``s`` (docs/method.md §7): a real image is its own
+        root; a generated image (c, j) takes the root recorded for sample j when cycle c was evaluated."""
+        roots = s.provenance.copy()
+        for c in np.unique(s.provenance[:, 0]):
+            rows = s.provenance[:, 0] == c
+            path = self.cycle_dir(paradigm, arm, int(c)) / "nn.npz"
+            if c > 0 and path.exists():
+                with np.load(path) as z:
+                    if "root" in z:
+                        roots[rows] = z["root"][s.provenance[rows, 1]]
+        return roots
 
 
 def stage_train(study: Study, d: Path, cycle: int) -> None:
@@ -128,25 +154,27 @@ def stage_sample(study: Study, d: Path, cycle: int, n: int) -> None:
     c = study.cfg
     log.info("sample %d images %s", n, d)
     with timed(d, "sample"):
-        g = generate(d / FINAL, n, derive_seed(c.seed, cycle, "sample"), c.sample, c.diffusion, c.train.device, cycle)
+        g = generate(d / FINAL, n, derive_seed(c.seed, cycle, "sample"), c.sample, c.diffusion, c.train.device, cycle,
+                     fast=c.train.fast)
         if distributed.is_main():
             save_grid(g.images[:64], d / "samples.png", nrow=8)
             g.save(d / "samples.npz")
     distributed.barrier()
 
 
-def stage_evaluate(study: Study, d: Path, cycle: int) -> None:
-    """metrics.json of the first N candidates (equal counts for every arm) vs D_n and R = D_1."""
+def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
+    """metrics.json and nn.npz of every generated image (equal counts for every arm) vs D_n and R = D_1."""
+    d = study.cycle_dir(paradigm, arm, cycle)
     if (d / "metrics.json").exists():
         return
     c = study.cfg
     t0 = time.perf_counter()
     gen = load_npz(d / "samples.npz")
-    gen = gen.take(np.arange(min(study.n, len(gen))))
     train_set = load_npz(d / "train.npz")
     real = study.real_pool.take(np.arange(study.n))
     metrics, arrays = evaluate_sets(gen, train_set, real, c.eval, derive_seed(c.seed, cycle, "evaluate"),
-                                    study.extractor, study.real_features)
+                                    study.extractor, study.real_features,
+                                    study.lineage_roots(paradigm, arm, train_set))
     metrics["cycle"] = cycle
     savefig(nn_pairs_figure(gen.images, train_set.images, arrays["ratios"], arrays["nn_index"],
                             title=f"cycle {cycle}: most memorized samples (top) and nearest training image"),
@@ -184,8 +212,8 @@ def run_cycle(study: Study, paradigm: str, arm: str, cycle: int) -> Path:
     if not (d / "train.npz").exists():
         raise FileNotFoundError(d / "train.npz")
     stage_train(study, d, cycle)
-    stage_sample(study, d, cycle, study.candidates)
-    distributed.main_first(stage_evaluate, study, d, cycle)
+    stage_sample(study, d, cycle, study.n_samples)
+    distributed.main_first(stage_evaluate, study, paradigm, arm, cycle)
     if cycle < study.cfg.study.cycles:
         distributed.main_first(stage_select, study, paradigm, arm, cycle)
     return d
@@ -196,17 +224,24 @@ def metrics_row(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
     m = read_json(study.cycle_dir(paradigm, arm, cycle) / "metrics.json")
     a = study.arm(arm)
     t, r = m["vs_train"], m.get("vs_real", {})
-    row = {"paradigm": paradigm, "arm": arm, "selector": a.selector, "space": a.space, "cycle": cycle,
+    row = {"seed": study.cfg.seed, "n": study.n, "steps": study.cfg.train.steps, "preset": study.cfg.model.preset,
+           "paradigm": paradigm, "arm": arm, "selector": a.selector, "space": a.space,
+           "cycle": cycle,
            "n_train": m["train_set"]["n"], "n_generated": t["n_generated"],
            "real_share": m["train_set"]["real_share"],
            "memorization_rate": t["memorization_rate"], "memorization_ci95": t["memorization_ci95"],
            "memorization_rate_real": r.get("memorization_rate"), "memorization_real_ci95": r.get("memorization_ci95"),
            "n_real": r.get("n_reference"), "generalization_score": t["generalization_score"],
            "exact_copies": t["exact_copies"],
+           "memorization_rate_lineage": t.get("memorization_rate_lineage"),
+           "memorization_lineage_ci95": t.get("memorization_lineage_ci95"),
+           "relative_copy_share": t.get("relative_copy_share"), "relative_copy_ci95": t.get("relative_copy_ci95"),
+           "relative_nn_median": t.get("relative_nn_median"), "duplicate_share": t.get("duplicate_share"),
            "entropy_train": m["train_set"]["entropy"]["nats"], "entropy_generated": m["generated_set"]["entropy"]["nats"],
            "entropy_space": m["space"], "trace_cov_train": m["train_set"]["trace_cov"],
            "mean_nn_train": m["train_set"]["mean_nn_distance"], "trace_cov_generated": m["generated_set"]["trace_cov"]}
     if "fd" in m:
-        row.update(fd=m["fd"]["value"], fd_label=m["fd"]["label"], fd_n_real=m["fd"]["n_real"],
-                   fd_n_generated=m["fd"]["n_generated"])
+        f = m["fd"]
+        row.update(fd=f["value"], fd_ci95=f.get("ci95"), fd_label=f["label"], fd_n_real=f["n_real"],
+                   fd_n_generated=f["n_generated"], classifier_accuracy=f.get("classifier_accuracy"))
     return row

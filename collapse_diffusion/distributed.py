@@ -6,7 +6,9 @@ torchrun everything runs as rank 0 of 1.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -67,3 +69,15 @@ def gather_cat(x: torch.Tensor, total: int) -> torch.Tensor:
     parts = [torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device) for _ in range(w)]
     dist.all_gather(parts, torch.cat([x, pad]))
     return torch.stack(parts, dim=1).reshape(size * w, *x.shape[1:])[:total]
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Scope torch's intra-op CPU thread count to a stage (0 keeps the current one)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,45 +1,83 @@
-"""Nearest-neighbour metrics of generated images against training and real sets (METHOD.md §4).
+"""Nearest-neighbour metrics of generated images against training and real sets (docs/method.md §4, §7).
 
 All functions take float feature arrays (N, D); for the paper's metrics these are pixels on the
 0-255 scale (``ImageSet.flat()``), so distances are in pixel L2 units.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+from scipy.stats import beta
 
 from .knn import knn
 
 
-def bootstrap_ci(flags: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of 0/1 ``flags`` (resampling generated images)."""
-    if len(flags) == 0 or n_boot < 1:
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval of a proportion (docs/method.md §8): honest at 0/n and n/n."""
+    if n <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for s in range(0, n_boot, 256):
-        draw = rng.integers(0, len(flags), size=(min(256, n_boot - s), len(flags)))
-        means[s:s + len(draw)] = flags[draw].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    a = (1 - level) / 2
+    lo = 0.0 if successes == 0 else float(beta.ppf(a, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1 - a, successes + 1, n - successes))
+    return lo, hi
 
 
-def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3, n_boot: int = 1000,
-              seed: int = 0) -> dict:
-    """Memorization rate and generalization score of ``gen`` against ``train`` from one kNN call.
+def proportion(flags: np.ndarray) -> tuple[float, list[float]]:
+    """(rate, [lo, hi]) of 0/1 ``flags`` with its Clopper-Pearson 95% interval."""
+    k, n = int(np.sum(flags)), len(flags)
+    return (k / n if n else float("nan")), list(clopper_pearson(k, n))
 
-    Memorization (Yoon et al. 2023): x is a copy when ||x - NN1(x)|| / ||x - NN2(x)|| < threshold,
-    NN1, NN2 its two nearest training images; the rate carries a 95% bootstrap interval.
-    GS = mean_x ||x - NN1(x)|| (METHOD.md §4). Per-sample ratios and NN indices are kept.
+
+def group_codes(roots: Optional[np.ndarray], n: int) -> np.ndarray:
+    """(n,) int group code of each training image from its (n, 2) lineage root; None: all distinct."""
+    if roots is None:
+        return np.arange(n)
+    return np.unique(np.asarray(roots).reshape(n, -1), axis=0, return_inverse=True)[1].reshape(n)
+
+
+def _outside_group(dist: np.ndarray, idx: np.ndarray, groups: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """Per row, the first (smallest) distance whose neighbour's group differs from ``of`` (inf: none)."""
+    other = groups[idx] != of[:, None]
+    first = other.argmax(1)
+    return np.where(other.any(1), dist[np.arange(len(dist)), first], np.inf)
+
+
+def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
+              train_roots: Optional[np.ndarray] = None) -> dict:
+    """Memorization rate, copy measures and generalization score of ``gen`` (m, D) against ``train``.
+
+    - 1/3 rule (Yoon et al. 2023): x is a copy when ||x - NN1|| / ||x - NN2|| < threshold.
+    - lineage-aware 1/3 rule (docs/method.md §7): NN2 is the nearest training image outside NN1's
+      lineage group (``train_roots``: (n, 2) root provenance per training image; None = distinct).
+    - relative NN distance rho = ||x - NN1|| / delta(NN1), delta(z) the distance of z to the nearest
+      training image of another group; the share with rho < threshold.
+    - GS = mean_x ||x - NN1|| (docs/method.md §4).
+    Rates carry Clopper-Pearson 95% intervals; per-sample arrays are returned for pictures/lineage.
     """
-    nb = knn(gen, train, k=2)
+    groups = group_codes(train_roots, len(train))
+    biggest = int(np.bincount(groups).max())
+    k = min(len(train), max(2, biggest + 1))  # the k nearest always hold one image of another group
+    nb = knn(gen, train, k=k)
     d1, d2 = nb.dist[:, 0], nb.dist[:, 1]
+    nn1 = nb.idx[:, 0]
     ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 0.0)  # two exact copies: ratio 0, a copy
-    flags = (ratio < threshold).astype(np.float64)
-    lo, hi = bootstrap_ci(flags, n_boot, seed)
-    return {"memorization_rate": float(flags.mean()), "memorization_ci95": [lo, hi],
+    d2_other = _outside_group(nb.dist, nb.idx, groups, groups[nn1])
+    ratio_lineage = np.where(d2_other > 0, d1 / np.where(d2_other > 0, d2_other, 1.0), 0.0)
+    self_nb = knn(train, None, k=min(len(train) - 1, biggest)) if len(train) > 1 else None
+    delta = (_outside_group(self_nb.dist, self_nb.idx, groups, groups) if self_nb is not None
+             else np.full(len(train), np.inf))
+    rho = d1 / np.maximum(delta[nn1], 1e-12)
+    rate, ci = proportion(ratio < threshold)
+    rate_l, ci_l = proportion(ratio_lineage < threshold)
+    rel, rel_ci = proportion(rho < threshold)
+    return {"memorization_rate": rate, "memorization_ci95": ci,
+            "memorization_rate_lineage": rate_l, "memorization_lineage_ci95": ci_l,
+            "relative_copy_share": rel, "relative_copy_ci95": rel_ci, "relative_nn_median": float(np.median(rho)),
             "generalization_score": float(d1.mean()), "n_generated": len(gen), "n_reference": len(train),
             "threshold": threshold, "exact_copies": int((d1 == 0).sum()),
-            "ratios": ratio, "nn_index": nb.idx, "nn_dist": nb.dist}
+            "duplicate_share": float(np.mean(np.bincount(groups)[groups] > 1)),
+            "ratios": ratio, "ratios_lineage": ratio_lineage, "nn_index": nb.idx[:, :2], "nn_dist": nb.dist[:, :2]}
 
 
 def trace_cov(x: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Figures shared by the report and the notebook (STYLE.md 8: both only read run files)."""
+"""Figures shared by the report and the notebook (both only read run files)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,13 +40,16 @@ def nn_pairs_figure(gen: np.ndarray, ref: np.ndarray, ratios: np.ndarray, nn_ind
 
 
 def metric_lines(ax, cycles_by_arm: dict[str, Sequence[int]], values_by_arm: dict[str, Sequence[float]],
-                 intervals_by_arm: dict[str, Sequence[Sequence[float]]] | None = None, ylabel: str = "") -> None:
-    """One line per arm of a metric against cycle, with a shaded interval where given."""
+                 intervals_by_arm: dict[str, Sequence[Sequence[float]]] | None = None, ylabel: str = "",
+                 colours: dict[str, str] | None = None) -> None:
+    """One line per arm of a metric against cycle (integer ticks), with a shaded interval where given."""
+    from matplotlib.ticker import MaxNLocator
     for arm, cycles in cycles_by_arm.items():
-        line, = ax.plot(cycles, values_by_arm[arm], marker="o", label=arm)
+        line, = ax.plot(cycles, values_by_arm[arm], marker="o", label=arm, color=(colours or {}).get(arm))
         if intervals_by_arm and arm in intervals_by_arm:
             lo, hi = np.asarray(intervals_by_arm[arm], dtype=float).T
             ax.fill_between(cycles, lo, hi, alpha=0.2, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("cycle")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.grid(alpha=0.3)

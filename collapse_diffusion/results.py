@@ -17,14 +17,19 @@ from .plots import metric_lines
 # (column, interval column, axis label)
 METRICS = [
     ("generalization_score", None, "GS: mean NN distance to D_n (pixel L2)"),
-    ("memorization_rate", "memorization_ci95", "memorization rate vs D_n"),
+    ("memorization_rate_lineage", "memorization_lineage_ci95", "lineage-aware memorization rate vs D_n"),
+    ("memorization_rate", "memorization_ci95", "memorization rate vs D_n (1/3 rule)"),
+    ("relative_copy_share", "relative_copy_ci95", "share with relative NN distance < 1/3"),
+    ("duplicate_share", None, "share of D_n in duplicate lineages"),
     ("memorization_rate_real", "memorization_real_ci95", "memorization rate vs real R"),
     ("entropy_train", None, "KL entropy of D_n (nats, pixels)"),
     ("entropy_generated", None, "KL entropy of G_n (nats, pixels)"),
-    ("fd", None, "FD / FID vs real"),
+    ("mean_nn_train", None, "mean 1-NN distance inside D_n (pixel L2)"),
+    ("fd", "fd_ci95", "FD / FID vs real"),
     ("real_share", None, "real share of D_n"),
     ("trace_cov_train", None, "trace of covariance of D_n"),
 ]
+ARM_COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def load_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
@@ -41,18 +46,36 @@ def label(row: dict, multi_run: bool) -> str:
     return f"{Path(row['run']).name}:{row['arm']}" if multi_run else row["arm"]
 
 
+def seeds(rows: list[dict]) -> list[int]:
+    return sorted({r.get("seed", 0) for r in rows})
+
+
 def series(rows: list[dict], paradigm: str, key: str, ci: Optional[str] = None):
-    """{arm label: cycles}, {arm label: values}, {arm label: intervals} of one paradigm."""
+    """{arm label: cycles}, {arm label: values}, {arm label: bands} of one paradigm.
+
+    One seed: the row's value and its interval. Several seeds: the mean over seeds and, as the
+    band, the min-max range across seeds (docs/method.md §8)."""
     multi = len({r["run"] for r in rows}) > 1
+    groups: dict[str, dict[int, list[dict]]] = {}
+    for r in rows:
+        if r["paradigm"] == paradigm and r.get(key) is not None:
+            groups.setdefault(label(r, multi), {}).setdefault(r["cycle"], []).append(r)
     cycles, values, intervals = {}, {}, {}
-    for r in sorted((r for r in rows if r["paradigm"] == paradigm and r.get(key) is not None),
-                    key=lambda r: (r["run"], r["arm"], r["cycle"])):
-        name = label(r, multi)
-        cycles.setdefault(name, []).append(r["cycle"])
-        values.setdefault(name, []).append(r[key])
-        if ci and r.get(ci):
-            intervals.setdefault(name, []).append(r[ci])
+    for name, by_cycle in groups.items():
+        cs = sorted(by_cycle)
+        cycles[name] = cs
+        values[name] = [float(np.mean([r[key] for r in by_cycle[c]])) for c in cs]
+        if len(seeds(rows)) > 1:
+            intervals[name] = [[min(r[key] for r in by_cycle[c]), max(r[key] for r in by_cycle[c])] for c in cs]
+        elif ci and all(by_cycle[c][0].get(ci) for c in cs):
+            intervals[name] = [by_cycle[c][0][ci] for c in cs]
     return cycles, values, intervals
+
+
+def arm_colour(arm: str, rows: list[dict]) -> str:
+    """One colour per arm across every figure."""
+    names = list(dict.fromkeys(r["arm"] for r in rows))
+    return ARM_COLOURS[names.index(arm) % len(ARM_COLOURS)] if arm in names else "k"
 
 
 def paradigms(rows: list[dict]) -> list[str]:
@@ -64,7 +87,7 @@ def figure_metric(rows: list[dict], key: str, ci: Optional[str], ylabel: str):
     fig, axes = plt.subplots(1, len(ps), figsize=(4.6 * len(ps), 3.4), squeeze=False)
     for ax, p in zip(axes[0], ps):
         c, v, i = series(rows, p, key, ci)
-        metric_lines(ax, c, v, i or None, ylabel)
+        metric_lines(ax, c, v, i or None, ylabel, {a: arm_colour(a.split(":")[-1], rows) for a in c})
         if key == "real_share":
             xs = np.arange(1, max(max(x) for x in c.values()) + 1)
             ax.plot(xs, 1.0 / xs, "k--", lw=1, label="1/n (equal share)")
@@ -74,16 +97,40 @@ def figure_metric(rows: list[dict], key: str, ci: Optional[str], ylabel: str):
     return fig
 
 
+def distinct(rows: list[dict]) -> list[dict]:
+    """Rows of distinct training sets: cycle 1 (shared by every paradigm and arm) counted once per seed."""
+    seen, out = set(), []
+    for r in rows:
+        key = (r["run"], r.get("seed", 0), 1) if r["cycle"] == 1 else (r["run"], r.get("seed", 0), r["paradigm"],
+                                                                         r["arm"], r["cycle"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def fisher_ci(r: float, n: int, level: float = 0.95) -> list[float]:
+    """Interval of a Pearson r from the Fisher z transform (n > 3 points)."""
+    from scipy.stats import norm
+    if n <= 3 or not np.isfinite(r) or abs(r) >= 1:
+        return [float("nan"), float("nan")]
+    z, se = np.arctanh(r), 1 / np.sqrt(n - 3)
+    q = norm.ppf(0.5 + level / 2)
+    return [float(np.tanh(z - q * se)), float(np.tanh(z + q * se))]
+
+
 def correlation(rows: list[dict], x: str, y: str, log_y: bool = False) -> dict:
-    """Pearson r of ``y`` (optionally ln y) against ``x`` over every row that has both."""
-    pts = np.array([(r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None and r[y] > 0])
-    if len(pts) < 3:
-        return {"r": float("nan"), "p": float("nan"), "n": len(pts), "slope": float("nan"), "intercept": float("nan")}
+    """Pearson r of ``y`` (optionally ln y) against ``x`` over distinct training sets, with its interval."""
+    pts = np.array([(r[x], r[y]) for r in distinct(rows)
+                    if r.get(x) is not None and r.get(y) is not None and r[y] > 0], dtype=float).reshape(-1, 2)
+    if len(pts) < 3 or np.ptp(pts[:, 0]) == 0:
+        return {"r": float("nan"), "p": float("nan"), "n": len(pts), "slope": float("nan"),
+                "intercept": float("nan"), "ci95": [float("nan"), float("nan")]}
     ys = np.log(pts[:, 1]) if log_y else pts[:, 1]
     res = pearsonr(pts[:, 0], ys)
     slope, intercept = np.polyfit(pts[:, 0], ys, 1)
     return {"r": float(res.statistic), "p": float(res.pvalue), "n": len(pts), "slope": float(slope),
-            "intercept": float(intercept)}
+            "intercept": float(intercept), "ci95": fisher_ci(float(res.statistic), len(pts))}
 
 
 def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, ylabel: str):
@@ -92,7 +139,7 @@ def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, y
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     multi = len({r["run"] for r in rows}) > 1
     groups: dict[str, list] = {}
-    for r in rows:
+    for r in distinct(rows):
         if r.get(x) is not None and r.get(y) is not None and r[y] > 0:
             groups.setdefault(f"{r['paradigm']}/{label(r, multi)}", []).append((r[x], np.log(r[y]) if log_y else r[y]))
     for name, pts in groups.items():
@@ -101,7 +148,8 @@ def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, y
     if np.isfinite(stats["slope"]):
         xs = np.linspace(*ax.get_xlim(), 50)
         ax.plot(xs, stats["slope"] * xs + stats["intercept"], "k--", lw=1)
-    ax.set_title(f"Pearson r = {stats['r']:.3f} (n = {stats['n']} arm-cycles)", fontsize=9)
+    ax.set_title(f"Pearson r = {stats['r']:.3f} [{stats['ci95'][0]:.2f}, {stats['ci95'][1]:.2f}] "
+                 f"(n = {stats['n']} distinct D_n)", fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=6)
@@ -111,22 +159,29 @@ def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, y
 
 
 def figure_gs_vs_entropy(rows: list[dict]):
-    """The paper's central plot (METHOD.md §5): ln(GS) against the KL entropy of D_n."""
+    """The paper's central plot (docs/method.md §5): ln(GS) against the KL entropy of D_n."""
     return figure_scatter(rows, "entropy_train", "generalization_score", True,
                           "KL entropy of D_n (nats, pixel space)", "ln GS")
 
 
 def figure_gs_vs_trace(rows: list[dict]):
-    """GS against the trace of the covariance of D_n: the weaker predictor (METHOD.md §5)."""
-    return figure_scatter(rows, "trace_cov_train", "generalization_score", False,
-                          "trace of covariance of D_n", "GS")
+    """ln GS against the trace of the covariance of D_n, on the same footing as the entropy (§5)."""
+    return figure_scatter(rows, "trace_cov_train", "generalization_score", True,
+                          "trace of covariance of D_n", "ln GS")
+
+
+def seed_root(run: Path, rows: list[dict]) -> Path:
+    """The folder of the first seed's cycles: RUN itself, or RUN/seed_<s> for a replicated study."""
+    nested = Path(run) / f"seed_{seeds(rows)[0]}"
+    return nested if nested.is_dir() else Path(run)
 
 
 def figure_grids(run: Path, rows: list[dict], paradigm: str, picture: str = "samples.png"):
-    """Arms x cycles of a per-cycle picture (sample grids, or nn.png) of one paradigm."""
+    """Arms x cycles of a per-cycle picture (sample grids, or nn.png) of one paradigm, first seed."""
     from matplotlib.image import imread
     from .cycle import cycle_path
-    sub = [r for r in rows if r["paradigm"] == paradigm and r["run"] == str(run)]
+    first = seeds(rows)[0]
+    sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
     arm_names = list(dict.fromkeys(r["arm"] for r in sub))
     cycles = sorted({r["cycle"] for r in sub})
     fig, axes = plt.subplots(len(arm_names), len(cycles), figsize=(2.0 * len(cycles), 2.1 * len(arm_names)),
@@ -142,6 +197,58 @@ def figure_grids(run: Path, rows: list[dict], paradigm: str, picture: str = "sam
                 ax.set_title(f"cycle {c}", fontsize=8)
             if j == 0:
                 ax.text(-0.05, 0.5, arm, transform=ax.transAxes, ha="right", va="center", fontsize=8, rotation=90)
-    fig.suptitle(f"{paradigm}: {picture}", fontsize=9)
+    fig.suptitle(f"{paradigm}: {picture} (seed {first})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def figure_phase(rows: list[dict], key: str, title: str):
+    """Heat map of ``key`` over N x training steps, a panel per cycle; the 1/2 line for rates."""
+    from .phase import grid
+    cycles = sorted({r["cycle"] for r in rows})
+    presets = list(dict.fromkeys(r["preset"] for r in rows))
+    fig, axes = plt.subplots(len(presets), len(cycles), figsize=(3.6 * len(cycles) + 0.8, 3.0 * len(presets)),
+                             squeeze=False, layout="constrained")
+    rate = "rate" in key or "share" in key
+    for i, preset in enumerate(presets):
+        for j, c in enumerate(cycles):
+            ax = axes[i, j]
+            ns, steps, v = grid(rows, key, c, preset)
+            im = ax.imshow(v, origin="lower", cmap="viridis", aspect="auto",
+                           vmin=0 if rate else None, vmax=1 if rate else None)
+            for (a, b), x in np.ndenumerate(v):
+                if np.isfinite(x):
+                    ax.text(b, a, f"{x:.2f}" if rate else f"{x:.0f}", ha="center", va="center", fontsize=8,
+                            color="white" if (x < 0.6 if rate else x < np.nanmean(v)) else "black")
+            if rate and v.shape[0] > 1 and v.shape[1] > 1 and np.isfinite(v).all():
+                ax.contour(v, levels=[0.5], colors="red", linewidths=1.5)
+            ax.set_xticks(range(len(steps)), [str(s) for s in steps])
+            ax.set_yticks(range(len(ns)), [str(n) for n in ns])
+            ax.set_xlabel("training steps")
+            if j == 0:
+                ax.set_ylabel(f"N ({preset})")
+            ax.set_title(f"cycle {c}", fontsize=9)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9)
+    fig.suptitle(title + (" (red: 1/2 boundary)" if rate else ""), fontsize=10)
+    return fig
+
+
+def figure_phase_samples(root: Path, rows: list[dict]):
+    """Cycle-1 sample grids of every cell, N down and steps across."""
+    from matplotlib.image import imread
+    cells = {(r["preset"], r["n"], r["steps"]): r["cell"] for r in rows if r["cycle"] == 1}
+    ns, steps = sorted({k[1] for k in cells}), sorted({k[2] for k in cells})
+    presets = list(dict.fromkeys(k[0] for k in cells))
+    fig, axes = plt.subplots(len(ns) * len(presets), len(steps), figsize=(2.2 * len(steps), 2.3 * len(ns) * len(presets)),
+                             squeeze=False)
+    for p_i, p in enumerate(presets):
+        for i, n in enumerate(ns):
+            for j, s in enumerate(steps):
+                ax = axes[p_i * len(ns) + i, j]
+                ax.axis("off")
+                path = Path(root) / "cells" / cells.get((p, n, s), "?") / "shared" / "cycle_01" / "samples.png"
+                if path.exists():
+                    ax.imshow(imread(path), cmap="gray", interpolation="nearest")
+                ax.set_title(f"N={n}, {s} steps" + (f", {p}" if len(presets) > 1 else ""), fontsize=8)
     fig.tight_layout()
     return fig

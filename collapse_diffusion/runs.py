@@ -1,6 +1,8 @@
 """A study's run directory: created from one config, refused for another, resumed from its files.
 
     RUN/config.yaml          the resolved config (a different config is refused)
+    RUN/seed_<s>/            with study.seeds of two or more: one complete single-seed study per seed,
+                             laid out as below; RUN/metrics.jsonl then holds the rows of every seed
     RUN/real.npz             the real pool: R = D_1 in the first N rows, unused real images after
     RUN/extractor_data.npz   labelled real images the FD classifier trains on (cached in RUN/extractor)
     RUN/shared/cycle_01/     D_1, its model and samples: shared by every paradigm and arm
@@ -9,8 +11,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +24,7 @@ import yaml
 
 from . import distributed
 from .config import ExperimentConfig, save_config, to_dict
-from .cycle import Study, metrics_row, run_cycle
+from .cycle import Study, metrics_row, run_cycle, stage_evaluate, stage_sample, stage_select, stage_train
 from .data import ImageSet, balanced_order, fit_images, load_real, load_source
 from .errors import UserError
 from .io import atomic_write_text
@@ -98,13 +104,147 @@ def cycle_command(study: Study, spec: str, cycle: int) -> Path:
     return run_cycle(study, paradigm, arm, cycle)
 
 
+def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """One single-seed config per replicate (study.seeds; none given: the top-level seed)."""
+    seeds = cfg.study.seeds or (cfg.seed,)
+    return [dataclasses.replace(cfg, seed=s, study=dataclasses.replace(cfg.study, seeds=())) for s in seeds]
+
+
+def open_studies(root: Path, cfg: ExperimentConfig | None = None) -> list[Study]:
+    """The single-seed studies of ``root``: itself, or RUN/seed_<s> for each of two or more seeds."""
+    root = Path(root)
+    if cfg is None:
+        if not (root / "config.yaml").exists():
+            open_study(root)  # raises: not a run directory
+        cfg = _saved(root)
+    configs = seed_configs(cfg)
+    if len(configs) == 1:
+        return [open_study(root, cfg if not cfg.study.seeds else configs[0])]
+    _guard(root, cfg)
+    studies = [open_study(root / f"seed_{c.seed}", c) for c in configs]
+    if distributed.is_main() and not (root / "config.yaml").exists():
+        save_config(cfg, root / "config.yaml")
+    return studies
+
+
+def _saved(root: Path) -> ExperimentConfig:
+    from .config import load_config
+    return load_config(root / "config.yaml")
+
+
+def _guard(root: Path, cfg: ExperimentConfig) -> None:
+    saved = root / "config.yaml"
+    if saved.exists() and yaml.safe_load(saved.read_text()) != to_dict(cfg):
+        raise UserError(f"'{root}' was started with a different config ({saved}); pass the same config "
+                        f"or choose a new --run-dir")
+
+
 def run_study(study: Study) -> Path:
-    """Every cycle of every arm, cycle by cycle, then metrics.jsonl. Idempotent and resumable."""
-    for cycle in range(1, study.cfg.study.cycles + 1):
-        for paradigm, arm in arms(study):
-            run_cycle(study, paradigm, arm, cycle)
-    distributed.main_first(write_metrics, study)
+    """Every cycle of every arm of one single-seed study, then metrics.jsonl (resumable)."""
+    run_studies([study], study.root)
     return study.root / "metrics.jsonl"
+
+
+def run_studies(studies: list[Study], root: Path) -> Path:
+    """Every cycle of every arm of every seed, cycle by cycle; a cycle's trainings run in parallel
+    worker processes on CPU (study.workers). Then metrics.jsonl. Idempotent and resumable."""
+    cfg = studies[0].cfg
+    progress = _Progress(sum(len(_jobs(s, c)) for s in studies for c in range(1, cfg.study.cycles + 1)))
+    workers = _workers(cfg, max(len(_jobs(s, 2)) for s in studies) * len(studies))
+    for s in studies:  # the FD extractor is trained once, here, before workers read its cache
+        s.extractor
+    pool = ProcessPoolExecutor(workers, mp_context=_spawn(), initializer=_init_worker) if workers > 1 else None
+    try:
+        for cycle in range(1, cfg.study.cycles + 1):
+            jobs = [(s, p, a) for s in studies for p, a in _jobs(s, cycle)]
+            if pool is None:
+                for s, p, a in jobs:
+                    progress.done(produce(s, p, a, cycle))
+            else:
+                futures = [pool.submit(_produce_job, str(s.root), p, a, cycle) for s, p, a in jobs]
+                for f in futures:
+                    progress.done(f.result())
+            if cycle < cfg.study.cycles:
+                for s in studies:
+                    for p, a in arms(s):
+                        distributed.main_first(stage_select, s, p, a, cycle)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    for s in studies:
+        distributed.main_first(write_metrics, s)
+    if len(studies) > 1 and distributed.is_main():
+        rows = [line for s in studies for line in (s.root / "metrics.jsonl").read_text().splitlines()]
+        atomic_write_text(root / "metrics.jsonl", "".join(line + "\n" for line in rows))
+    return root / "metrics.jsonl"
+
+
+def _jobs(study: Study, cycle: int) -> list[tuple[str, str]]:
+    """The (paradigm, arm) folders of one cycle: cycle 1 is one shared folder."""
+    return arms(study)[:1] if cycle == 1 else arms(study)
+
+
+def produce(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
+    """Train, sample and evaluate one cycle of one arm (files skipped when present); its metrics row."""
+    if distributed.world_size() > 1:
+        run_cycle(study, paradigm, arm, cycle)
+    else:
+        d = study.cycle_dir(paradigm, arm, cycle)
+        with distributed.cpu_threads(study.cfg.train.threads):
+            stage_train(study, d, cycle)
+            stage_sample(study, d, cycle, study.n_samples)
+            stage_evaluate(study, paradigm, arm, cycle)
+    return metrics_row(study, paradigm, arm, cycle)
+
+
+_WORKER_STUDIES: dict[str, Study] = {}
+
+
+def _produce_job(root: str, paradigm: str, arm: str, cycle: int) -> dict:
+    if root not in _WORKER_STUDIES:
+        _WORKER_STUDIES[root] = open_study(Path(root))
+    return produce(_WORKER_STUDIES[root], paradigm, arm, cycle)
+
+
+def _init_worker() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _spawn():
+    import multiprocessing
+    return multiprocessing.get_context("spawn")
+
+
+def _workers(cfg: ExperimentConfig, jobs: int) -> int:
+    """study.workers, or one per CPU core (at most one per job); 1 on CUDA and under torchrun."""
+    if distributed.world_size() > 1 or distributed.local_device(cfg.train.device).type == "cuda":
+        return 1
+    per = cfg.train.threads or 1
+    return max(1, min(cfg.study.workers or (os.cpu_count() or 1) // per, jobs))
+
+
+class _Progress:
+    """One status line per finished arm-cycle: its metrics, k of K, elapsed and ETA."""
+
+    def __init__(self, total: int):
+        self.total, self.k, self.t0 = total, 0, time.perf_counter()
+
+    def done(self, row: dict) -> None:
+        self.k += 1
+        el = time.perf_counter() - self.t0
+        eta = el / self.k * (self.total - self.k)
+        fd = f" {row.get('fd_label', 'FD')} {row['fd']:.2f}" if row.get("fd") is not None else ""
+        lin = row.get("memorization_rate_lineage")
+        log.info("[%d/%d] seed %d %s/%s cycle %d: mem %.3f%s GS %.1f H(D_n) %.1f%s | %s elapsed, ETA %s",
+                 self.k, self.total, row["seed"], row["paradigm"], row["arm"] if row["cycle"] > 1 else "*",
+                 row["cycle"], row["memorization_rate"], f" (lineage {lin:.3f})" if lin is not None else "",
+                 row["generalization_score"], row["entropy_train"], fd, _clock(el), _clock(eta))
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s"
 
 
 def write_metrics(study: Study) -> Path:

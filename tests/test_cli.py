@@ -54,7 +54,7 @@ def test_user_errors_are_one_line_exit_2(cli, tmp_path):
 
 
 def test_help_has_examples(cli):
-    for cmd in ("data", "train", "sample", "evaluate", "entropy", "cycle", "run", "report", "init"):
+    for cmd in ("data", "train", "sample", "evaluate", "entropy", "cycle", "run", "report", "init", "phase"):
         out = cli(cmd, "--help").stdout
         assert "Examples:" in out and "collapse-diffusion" in out
 

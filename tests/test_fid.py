@@ -43,3 +43,15 @@ def test_missing_inception_weights_is_one_line_error(tmp_path):
     with pytest.raises(UserError, match="Inception FID weights not found") as e:
         inception_extractor(str(tmp_path / "nope.pth"))
     assert "\n" not in str(e.value)
+
+
+def test_fd_bootstrap_interval_covers_the_value_and_narrows_with_n():
+    from collapse_diffusion.fid import fd_bootstrap
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(2000, 4))
+    small, large = rng.normal(0.3, 1, (200, 4)), rng.normal(0.3, 1, (2000, 4))
+    lo, hi = fd_bootstrap(real, small, 200, seed=1)
+    assert lo <= frechet_distance(real, small) <= hi
+    lo2, hi2 = fd_bootstrap(real, large, 200, seed=1)
+    assert lo2 <= frechet_distance(real, large) <= hi2 and hi2 - lo2 < hi - lo
+    assert fd_bootstrap(real, small, 50, seed=1) == fd_bootstrap(real, small, 50, seed=1)

@@ -34,7 +34,7 @@ def test_tiny_study_report_and_kill9_resume(tmp_path, tiny_config, cli):
     reference = (ref / "metrics.jsonl").read_text()
     r = rows(ref)
     assert len(r) == 2 * 3 * 3 and {x["paradigm"] for x in r} == {"replace", "accumulate-subsample"}
-    assert all(x["n_generated"] == 24 for x in r)
+    assert all(x["n_generated"] == 48 for x in r)
     acc = [x for x in r if x["paradigm"] == "accumulate-subsample" and x["arm"] == "vanilla"]
     assert [round(x["real_share"], 3) for x in sorted(acc, key=lambda x: x["cycle"])] == [1.0, 0.5, 0.333]
     report = (ref / "report.md").read_text()

@@ -1,0 +1,99 @@
+"""The phase diagram of one cycle, or of a few (docs/method.md §7).
+
+Where does a model of a given size and training budget sit: generalizing or memorizing? Each cell
+of the grid phase.n x phase.steps (x phase.presets) is a single-seed replace/vanilla study of
+phase.cycles cycles under RUN/cells/, so cells train in parallel, resume like `run`, and write the
+same metrics rows. The diagram is the memorization rate over the grid with the 1/2 boundary:
+
+    RUN/phase.jsonl   one row per cell and cycle (N, steps, preset, every metric, final training loss)
+    RUN/phase.md      the table, the heat maps and the sample grids
+    RUN/plots/        phase_<metric>.png heat maps (a panel per cycle), phase_samples.png
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import ArmConfig, ExperimentConfig
+from .cycle import Study
+from .io import atomic_write_text
+from .runs import _guard, open_study, run_studies
+
+HEAT = (("memorization_rate_lineage", "lineage-aware memorization rate vs D_n"),
+        ("memorization_rate", "memorization rate vs D_n (1/3 rule)"),
+        ("generalization_score", "GS (pixel L2)"))
+
+
+def cell_config(cfg: ExperimentConfig, n: int, steps: int, preset: str) -> ExperimentConfig:
+    """The single-seed replace/vanilla study of one cell."""
+    study = dataclasses.replace(cfg.study, cycles=cfg.phase.cycles, paradigms=("replace",),
+                                arms=(ArmConfig("vanilla", "random"),), seeds=())
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n),
+                               train=dataclasses.replace(cfg.train, steps=steps),
+                               model=dataclasses.replace(cfg.model, preset=preset), study=study)
+
+
+def cell_name(c: ExperimentConfig, presets: int) -> str:
+    return f"n{c.data.n}_s{c.train.steps}" + (f"_{c.model.preset}" if presets > 1 else "")
+
+
+def open_phase(root: Path, cfg: ExperimentConfig) -> list[Study]:
+    """Create or reopen RUN and one cell study per grid point; the FD classifier is shared."""
+    from .config import save_config
+    root = Path(root)
+    _guard(root, cfg)
+    presets = cfg.phase.presets or (cfg.model.preset,)
+    configs = [cell_config(cfg, n, s, p) for p in presets for n in cfg.phase.n for s in cfg.phase.steps]
+    shared = root / "extractor"
+    shared.mkdir(parents=True, exist_ok=True)
+    studies = []
+    for c in configs:
+        cell = root / "cells" / cell_name(c, len(presets))
+        cell.mkdir(parents=True, exist_ok=True)
+        if not (cell / "extractor").exists():
+            (cell / "extractor").symlink_to(Path("..") / ".." / "extractor", target_is_directory=True)
+        studies.append(open_study(cell, c))
+    if not (root / "config.yaml").exists():
+        save_config(cfg, root / "config.yaml")
+    return studies
+
+
+def run_phase(root: Path, cfg: ExperimentConfig) -> Path:
+    """Every cell (resuming), then phase.jsonl and phase.md."""
+    studies = open_phase(root, cfg)
+    run_studies(studies, root)
+    return write_phase(root, studies)
+
+
+def _final_loss(d: Path) -> float | None:
+    log = d / "train_log.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return json.loads(lines[-1])["loss"] if lines else None
+
+
+def write_phase(root: Path, studies: list[Study]) -> Path:
+    rows = []
+    for s in studies:
+        for line in (s.root / "metrics.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            r["final_loss"] = _final_loss(s.cycle_dir("replace", "vanilla", r["cycle"]))
+            r["cell"] = s.root.name
+            rows.append(r)
+    atomic_write_text(root / "phase.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    from .report import write_phase_report
+    write_phase_report(root, rows)
+    return root / "phase.md"
+
+
+def grid(rows: list[dict], key: str, cycle: int, preset: str) -> tuple[list[int], list[int], np.ndarray]:
+    """(sizes, budgets, values[N index, steps index]) of one metric at one cycle (nan where missing)."""
+    sub = [r for r in rows if r["cycle"] == cycle and r["preset"] == preset]
+    ns, steps = sorted({r["n"] for r in sub}), sorted({r["steps"] for r in sub})
+    values = np.full((len(ns), len(steps)), np.nan)
+    for r in sub:
+        if r.get(key) is not None:
+            values[ns.index(r["n"]), steps.index(r["steps"])] = r[key]
+    return ns, steps, values

@@ -1,0 +1,119 @@
+"""The phase diagram (docs/method.md §7), replicate seeds, and the findings generated from metrics."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collapse_diffusion.config import load_config
+from collapse_diffusion.data import make_set
+from collapse_diffusion.findings import findings
+from collapse_diffusion.phase import open_phase, run_phase
+from collapse_diffusion.results import correlation, distinct
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["data.n=16", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "sample.steps=2",
+        "eval.classifier_steps=10", "eval.bootstrap=10", "eval.n_generated=40", "study.workers=1"]
+
+
+def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
+    """Cells whose 'model' returns its training images plus small noise sit on the memorizing side;
+    cells whose samples are unseen real digits sit on the generalizing side."""
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", FAST + ["phase.n=[16,32]", "phase.steps=[10,20]"])
+    studies = open_phase(tmp_path, cfg)
+    rng = np.random.default_rng(0)
+    from collapse_diffusion.data import load_digits_set
+    digits = load_digits_set().images
+    for s in studies:
+        d = s.cycle_dir("replace", "vanilla", 1)
+        train = np.load(d / "train.npz")["images"]
+        if s.cfg.train.steps == 20:  # the memorizing budget: near-copies of the training images
+            idx = rng.integers(0, len(train), s.n_samples)
+            noise = rng.integers(-3, 4, (s.n_samples, *train.shape[1:]))
+            images = np.clip(train[idx].astype(int) + noise, 0, 255).astype(np.uint8)
+        else:  # generalizing: real digits the model never saw
+            seen = {t.tobytes() for t in train}
+            images = np.stack([x for x in digits if x.tobytes() not in seen][:s.n_samples])
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "config.json").write_text("{}")  # training is skipped: the samples are planted
+        make_set(images, cycle=1).save(d / "samples.npz")
+    out = run_phase(tmp_path, cfg)
+    rows = [json.loads(x) for x in (tmp_path / "phase.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {(r["n"], r["steps"]) for r in rows} == {(16, 10), (16, 20), (32, 10), (32, 20)}
+    for r in rows:
+        if r["steps"] == 20:
+            assert r["memorization_rate"] > 0.9 and r["memorization_ci95"][0] > 0.8
+        else:
+            assert r["memorization_rate"] < 0.1
+    text = out.read_text()
+    assert "| 16 | 20 |" in text and (tmp_path / "plots" / "phase_memorization_rate.png").exists()
+
+
+@pytest.mark.slow
+def test_phase_command_end_to_end_and_resume(tmp_path, tiny_config, cli):
+    sets = [a for f in FAST for a in ("--set", f)]
+    args = ["phase", tiny_config, "--run-dir", tmp_path, "--sizes", "8,16", "--budgets", "2,4", "--cycles", "2", *sets]
+    cli(*args)
+    first = (tmp_path / "phase.jsonl").read_text()
+    assert len(first.splitlines()) == 8
+    assert (tmp_path / "phase.md").exists() and (tmp_path / "plots" / "phase_samples.png").exists()
+    model = tmp_path / "cells" / "n8_s2" / "shared" / "cycle_01" / "model"
+    stamp = model.stat().st_mtime_ns
+    (tmp_path / "phase.jsonl").unlink()
+    cli(*args)  # resumes: nothing retrained, the same rows
+    assert model.stat().st_mtime_ns == stamp and (tmp_path / "phase.jsonl").read_text() == first
+
+
+@pytest.mark.slow
+def test_replicate_seeds_equal_single_seed_runs_whatever_the_workers(tmp_path, tiny_config, cli):
+    common = ["--set", "study.cycles=2", "--set", "study.paradigms=[replace]",
+              "--set", "study.arms=[{name: vanilla, selector: random}, {name: greedy, selector: greedy}]"]
+    cli("run", tiny_config, "--run-dir", tmp_path / "multi", "--set", "study.seeds=[0,1]",
+        "--set", "study.workers=2", *common)
+    cli("run", tiny_config, "--run-dir", tmp_path / "one", "--set", "seed=1", *common)
+    multi = [json.loads(x) for x in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
+    one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["seed"] for r in multi} == {0, 1} and len(multi) == 2 * len(one)
+    assert [r for r in multi if r["seed"] == 1] == one
+    assert [r for r in multi if r["seed"] == 0] != one  # the seeds are independent replicates
+    report = (tmp_path / "multi" / "report.md").read_text()
+    assert "mean over 2 seeds" in report and "range across seeds" in report
+
+
+def row(paradigm, arm, selector, cycle, seed=0, **kw):
+    base = dict(run="r", seed=seed, paradigm=paradigm, arm=arm, selector=selector, cycle=cycle,
+                memorization_rate=0.0, memorization_rate_lineage=0.0, generalization_score=100.0,
+                entropy_train=300.0, trace_cov_train=1e5, real_share=1.0 if cycle == 1 else 0.0)
+    return {**base, **kw}
+
+
+def test_correlation_counts_the_shared_first_cycle_once():
+    rows = [row(p, a, s, 1, entropy_train=350.0, generalization_score=300.0)
+            for p in ("replace", "accumulate-subsample") for a, s in (("vanilla", "random"), ("greedy", "greedy"))]
+    rows += [row("replace", a, s, c, entropy_train=350.0 - 10 * c * (1 + (a == "vanilla")) + c,
+                 generalization_score=300.0 * np.exp(-0.1 * c * (1 + (a == "vanilla"))))
+             for a, s in (("vanilla", "random"), ("greedy", "greedy")) for c in (2, 3)]
+    assert len(distinct(rows)) == 5
+    c = correlation(rows, "entropy_train", "generalization_score", log_y=True)
+    assert c["n"] == 5 and c["r"] > 0.95 and c["ci95"][0] < c["r"] < c["ci95"][1]
+    every = np.array([(r["entropy_train"], np.log(r["generalization_score"])) for r in distinct(rows)])
+    assert c["r"] == pytest.approx(np.corrcoef(every.T)[0, 1])
+
+
+def test_findings_are_computed_from_the_rows():
+    rows = [row("replace", "vanilla", "random", 1, memorization_rate_lineage=0.2, generalization_score=200,
+                entropy_train=350, fd=5.0)]
+    for c, (m, gs, h) in enumerate([(0.3, 150, 340), (0.5, 120, 320)], start=2):
+        rows.append(row("replace", "vanilla", "random", c, memorization_rate_lineage=m, generalization_score=gs,
+                        entropy_train=h, fd=10.0))
+        rows.append(row("replace", "greedy", "greedy", c, memorization_rate_lineage=0.2, generalization_score=190,
+                        entropy_train=349, fd=6.0))
+    by = {f.claim: f for f in findings(rows)}
+    rise = next(f for k, f in by.items() if "lineage-aware memorization rate vs D_n rises" in k)
+    assert rise.held and "0.200 -> 0.500" in rise.evidence
+    gs = next(f for k, f in by.items() if "GS falls" in k)
+    assert gs.held and "(-40%)" in gs.evidence
+    below = next(f for k, f in by.items() if "greedy" in k and "below" in k)
+    assert below.held and "0.200 vs 0.500" in below.evidence
+    ratio = next(f for k, f in by.items() if "1.2x" in k)
+    assert ratio.held and "1.58x" in ratio.evidence
