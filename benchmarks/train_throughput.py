@@ -1,10 +1,14 @@
 """Training images/s of the project's step against a plain eager diffusers loop, same model, same run.
 
     python benchmarks/train_throughput.py [--preset digits-tiny] [--batch 64] [--steps 150] [--device auto]
+    python benchmarks/train_throughput.py --workers 2     # the default study's CPU setup
 
 Baseline: the loop from the diffusers training example (add_noise, unet, MSE, backward, AdamW step),
-fp32 eager, no EMA, no clipping. Ours: ``collapse_diffusion.train.train`` end to end (EMA,
-clipping, scheduler, logging, checkpoints; on CUDA the fast path). Prints both and the ratio.
+fp32 eager, no EMA, no clipping, one process with torch's default threads. Ours:
+``collapse_diffusion.train.train`` end to end (EMA, clipping, scheduler, logging, checkpoints; on
+CUDA the fast path). With ``--workers W`` ours is the study's setup: W processes training one model
+each on one thread (train.threads=1, study.workers=W), run at the same time; their rates add up.
+Prints both and the ratio.
 """
 from __future__ import annotations
 
@@ -51,10 +55,11 @@ def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup
     return batch * steps / (time.perf_counter() - t0)
 
 
-def ours(preset: str, batch: int, steps: int, device: str, warmup: int) -> float:
+def ours(preset: str, batch: int, steps: int, device: str, warmup: int, threads: int = 0) -> float:
     c, r = RES[preset]
     images = np.random.default_rng(0).integers(0, 256, (1024, c, r, r), dtype=np.uint8)
-    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, warmup_steps=10, checkpoint_every=10 ** 9, device=device)
+    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, warmup_steps=10, checkpoint_every=10 ** 9, device=device,
+                      threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         train(images, cfg, DiffusionConfig(), preset, Path(tmp), seed=0)
         rows = [json.loads(l) for l in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
@@ -74,14 +79,27 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--warmup", type=int, default=25)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=1, help="CPU: W single-thread training processes at once")
     a = ap.parse_args()
     dev = local_device(a.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     base = plain_loop(a.preset, a.batch, a.steps, dev, a.warmup)
-    mine = ours(a.preset, a.batch, a.steps, a.device, a.warmup)
+    if a.workers > 1:
+        import multiprocessing
+        from functools import partial
+        job = partial(ours, a.preset, a.batch, a.steps, a.device, a.warmup, 1)
+        with multiprocessing.get_context("spawn").Pool(a.workers) as pool:
+            rates = pool.map(_call, [job] * a.workers)
+        mine, how = sum(rates), f"{a.workers} workers x 1 thread"
+    else:
+        mine, how = ours(a.preset, a.batch, a.steps, a.device, a.warmup), "one process"
     print(f"device: {name}; preset {a.preset}, batch {a.batch}, {a.steps} timed steps")
     print(f"plain eager diffusers loop: {base:9.1f} img/s")
-    print(f"collapse_diffusion.train:   {mine:9.1f} img/s   ratio {mine / base:.2f}x")
+    print(f"collapse_diffusion.train:   {mine:9.1f} img/s   ratio {mine / base:.2f}x ({how})")
+
+
+def _call(job) -> float:
+    return job()
 
 
 if __name__ == "__main__":

@@ -307,16 +307,11 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
 
 def _guard_config(out: Path, cfg: ExperimentConfig) -> None:
     """Refuse to resume a folder that was started with a different config; save it otherwise."""
-    from .config import to_dict
-    import yaml
-    saved = out / "config.yaml"
     from . import distributed
-    if saved.exists():
-        if yaml.safe_load(saved.read_text()) != to_dict(cfg):
-            raise UserError(f"'{out}' was started with a different config ({saved}); use a new folder "
-                            f"or the same config")
-        return
-    if distributed.is_main():
+    from .config import check_same_config
+    saved = out / "config.yaml"
+    check_same_config(saved, cfg, str(out))
+    if not saved.exists() and distributed.is_main():
         save_config(cfg, saved)
 
 
@@ -332,6 +327,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (UserError, TrainingDiverged) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2 if isinstance(exc, UserError) else 1)
+    except OSError as exc:  # a path the user gave cannot be read or written
+        where = f" '{exc.filename}'" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}:{where}; check the path and its permissions", err=True)
+        sys.exit(2)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)

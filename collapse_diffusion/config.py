@@ -62,6 +62,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     checkpoint_every: int = 500      # steps between resumable checkpoints
+    keep_checkpoint: bool = False    # keep checkpoint/ once the final model is written
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     fast: Optional[bool] = None      # bf16 autocast, channels_last, fused AdamW, TF32; None = on for CUDA
     compile: Optional[bool] = None   # torch.compile of the UNet; None = on for CUDA
@@ -196,16 +197,32 @@ def to_dict(cfg: Any) -> dict:
 
 
 def _apply_override(data: dict, assignment: str) -> None:
+    """Set one dotted key; inside a list of named items (study.arms) a key selects the item by name."""
     if "=" not in assignment:
         raise UserError(f"--set '{assignment}': expected section.key=value, e.g. --set train.steps=200")
     path, raw = assignment.split("=", 1)
     keys = path.strip().split(".")
-    node = data
+    node: Any = data
     for k in keys[:-1]:
+        if isinstance(node, list):
+            named = [item for item in node if isinstance(item, dict) and item.get("name") == k]
+            if not named:
+                raise UserError(f"--set '{assignment}': no item named '{k}' (names: "
+                                f"{', '.join(str(i.get('name')) for i in node if isinstance(i, dict))})")
+            node = named[0]
+            continue
+        if k == "arms" and node is data.get("study") and k not in node:
+            node[k] = [to_dict(a) for a in StudyConfig().arms]
         node = node.setdefault(k, {})
-        if not isinstance(node, dict):
+        if not isinstance(node, (dict, list)):
             raise UserError(f"--set '{assignment}': '{k}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise UserError(f"--set '{assignment}': the value is not valid YAML") from None
+    if isinstance(node, list):
+        raise UserError(f"--set '{assignment}': name an item of the list, e.g. study.arms.greedy.tau0=500")
+    node[keys[-1]] = value
 
 
 def load_config(path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()) -> ExperimentConfig:
@@ -218,15 +235,22 @@ def load_config(path: str | Path | None, overrides: tuple[str, ...] | list[str] 
         if not p.is_file():
             raise UserError(f"config file '{p}' does not exist; pass a YAML file such as configs/digits.yaml")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" at line {mark.line + 1}" if mark else ""
             raise UserError(f"{p}: not valid YAML{line}; fix the syntax") from None
+        if data is None:
+            raise UserError(f"{p}: the config file is empty; give at least one section (e.g. 'seed: 0'), "
+                            f"or leave out --config for the built-in defaults")
         if not isinstance(data, dict):
             raise UserError(f"{p}: expected a mapping of sections (data, model, train, ...) at the top level")
     for assignment in overrides:
         _apply_override(data, assignment)
+        if assignment.split("=", 1)[0].strip().split(".")[:2] != ["study", "arms"] or assignment.count(".") < 2:
+            alone: dict = {}
+            _apply_override(alone, assignment)  # a wrong key or type names the override, not the file
+            from_dict(ExperimentConfig, alone, f"--set '{assignment}'")
     cfg = from_dict(ExperimentConfig, data, where)
     validate(cfg, where)
     return cfg
@@ -269,6 +293,24 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(ph.cycles >= 1, "phase.cycles must be >= 1")
     for a in s.arms:
         need(a.tau0 > 0 and 0 < a.alpha < 1, f"arm '{a.name}': tdf needs tau0 > 0 and 0 < alpha < 1")
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b))
+                for k in differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def check_same_config(saved: Path, cfg: ExperimentConfig, what: str) -> None:
+    """Refuse to reuse ``what`` (a run or model folder) started with another config; name the keys."""
+    if saved.exists():
+        diff = differing_keys(yaml.safe_load(saved.read_text()), to_dict(cfg))
+        if diff:
+            raise UserError(f"'{what}' was started with a different config ({saved}; differs in "
+                            f"{', '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}); pass the same config or "
+                            f"choose a new folder")
 
 
 def save_config(cfg: ExperimentConfig, path: Path) -> None:

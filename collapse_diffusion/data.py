@@ -1,9 +1,9 @@
-"""Image sets: one representation for every source (METHOD.md §1 provenance).
+"""Image sets: one representation for every source (docs/method.md §1 provenance).
 
 An :class:`ImageSet` holds uint8 images ``(N, C, H, W)`` on the 0-255 scale, int64 labels (-1 when
 unknown) and an int64 provenance ``(N, 2)``: ``(0, i)`` is real image ``i`` of the source,
 ``(c, j)`` is sample ``j`` generated in cycle ``c``. Pixel range conversions happen only in
-:func:`to_model` and :func:`to_uint8` (STYLE.md 5).
+:func:`to_model` and :func:`to_uint8`.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class ImageSet:
 
     @property
     def real_share(self) -> float:
-        """Fraction of images whose provenance is the real data set (METHOD.md §4)."""
+        """Fraction of images whose provenance is the real data set (docs/method.md §4)."""
         return float(np.mean(self.provenance[:, 0] == 0)) if len(self) else 0.0
 
     def take(self, idx: np.ndarray) -> "ImageSet":
@@ -52,7 +52,7 @@ class ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.provenance[idx])
 
     def flat(self) -> np.ndarray:
-        """(N, C*H*W) float32 pixels on the 0-255 scale: the paper's pixel space (METHOD.md §2)."""
+        """(N, C*H*W) float32 pixels on the 0-255 scale: the paper's pixel space (docs/method.md §2)."""
         return self.images.reshape(len(self), -1).astype(np.float32)
 
     def save(self, path: str | Path) -> None:
@@ -146,7 +146,9 @@ def load_folder(path: Path) -> ImageSet:
     pics = []
     for p in files:
         try:
-            pics.append(Image.open(p))
+            im = Image.open(p)
+            im.load()  # Image.open is lazy: a truncated file fails only here
+            pics.append(im)
         except Exception:
             raise UserError(f"'{p}' is not a readable image; remove it or fix it") from None
     mode = "L" if all(im.mode in ("L", "1", "I;16") for im in pics) else "RGB"

@@ -1,7 +1,7 @@
-"""DDPM training loss and the sampling loop, leaning on diffusers for the schedules (STYLE.md 4).
+"""DDPM training loss and the sampling loop, leaning on diffusers for the schedules.
 
 Forward process (Ho et al. 2020): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, eps ~ N(0, I), with
-the 1000-step linear beta schedule 1e-4..0.02 and epsilon-prediction (METHOD.md §6). The loss is
+the 1000-step linear beta schedule 1e-4..0.02 and epsilon-prediction (docs/method.md §6). The loss is
 the MSE between predicted and true noise. Sampling is ancestral DDPM or deterministic DDIM (eta=0).
 Images are float32 in [-1, 1], shape (B, C, H, W).
 """
@@ -68,7 +68,7 @@ def sample_loop(unet: torch.nn.Module, scheduler: DDPMScheduler | DDIMScheduler,
 
     Image i's starting noise and DDPM's per-step noise are counter-based draws keyed by
     ``sample_seed(seed, i)`` (noise.py), so image i is the same in any batch and on any number of
-    processes (STYLE.md 7). DDIM runs with eta = 0 (deterministic after the starting noise).
+    processes. DDIM runs with eta = 0 (deterministic after the starting noise).
     """
     seeds = torch.tensor([sample_seed(seed, i) for i in indices], dtype=torch.int64)
     x = counter_normal(seeds, 0, shape, device)

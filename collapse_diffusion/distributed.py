@@ -1,4 +1,4 @@
-"""Distribution behind a few functions that degrade to one process (STYLE.md 11).
+"""Distribution behind a few functions that degrade to one process.
 
 Launch with ``torchrun --nproc_per_node K -m collapse_diffusion ...``: torchrun sets RANK,
 WORLD_SIZE and MASTER_ADDR; :func:`init` joins the group (NCCL on CUDA, gloo on CPU). Without

@@ -1,4 +1,4 @@
-"""Kozachenko-Leonenko kNN differential entropy (METHOD.md §2).
+"""Kozachenko-Leonenko kNN differential entropy (docs/method.md §2).
 
 For n points x in R^d with eps_k(x) the distance to the k-th nearest neighbour in X \\ {x}:
 

@@ -1,4 +1,4 @@
-"""Feature extractors for Fréchet distances and feature-space metrics (METHOD.md §4, STYLE.md 6).
+"""Feature extractors for Fréchet distances and feature-space metrics (docs/method.md §4).
 
 - ``inception``: Inception-v3 pool features with the standard TF-FID weights (torch-fidelity's
   file ``weights-inception-2015-12-05-6726825d.pth``), loaded from a local path; never downloaded.

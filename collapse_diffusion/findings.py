@@ -133,3 +133,23 @@ def findings_lines(rows: list[dict]) -> list[str]:
         verdict = {True: "**held**", False: "**not held**", None: "not judged"}[f.held]
         lines.append(f"- {verdict}: {f.claim}. {f.evidence}.")
     return lines
+
+
+SUMMARY = (("memorization_rate_lineage", "mem. lineage-aware", 3), ("memorization_rate", "mem. 1/3 rule", 3),
+           ("generalization_score", "GS", 0), ("entropy_train", "H(D_n), nats", 1), ("fd", "FD", 1),
+           ("real_share", "real share", 2))
+
+
+def summary_table(rows: list[dict]) -> list[str]:
+    """Markdown: per paradigm and arm, each headline metric at cycle 1 -> the last cycle (means over seeds)."""
+    last = max(r["cycle"] for r in rows)
+    keys = [k for k in SUMMARY if any(r.get(k[0]) is not None for r in rows)]
+    head = f"| cycle 1 → {last} | " + " | ".join(k[1] for k in keys) + " |"
+    out = [head, "|" + "---|" * (len(keys) + 1)]
+    for p, a in dict.fromkeys((r["paradigm"], r["arm"]) for r in rows):
+        cells = []
+        for key, _, d in keys:
+            v1, vl = _mean(rows, p, a, 1, key), _mean(rows, p, a, last, key)
+            cells.append("n/a" if v1 is None or vl is None else f"{v1:.{d}f} → {vl:.{d}f}")
+        out.append(f"| {p} / {a} | " + " | ".join(cells) + " |")
+    return out

@@ -1,4 +1,4 @@
-"""Triton kernels for the kNN hot loops (METHOD.md §3-§4), with the torch engine as the fallback.
+"""Triton kernels for the kNN hot loops (docs/method.md §3-§4), with the torch engine as the fallback.
 
 - ``knn_candidates_triton``: for a block of queries, stream the reference in tiles, form the tile
   of ||r||^2 - 2 q.r (fp32, IEEE dot: no TF32), and keep a running top-M per query in registers.

@@ -1,4 +1,4 @@
-"""The one exact k-nearest-neighbour engine every metric and selector uses (METHOD.md §2-§4).
+"""The one exact k-nearest-neighbour engine every metric and selector uses (docs/method.md §2-§4).
 
 Euclidean distances between a query set Q (m, D) and a reference set R (n, D), float features
 (pixels on the 0-255 scale, or embeddings). The reference is streamed in chunks and the queries in

@@ -1,4 +1,4 @@
-"""Named presets of diffusers ``UNet2DModel`` (STYLE.md 12). A fresh model is built every cycle.
+"""Named presets of diffusers ``UNet2DModel``. A fresh model is built every cycle.
 
 The model knows nothing of diffusion: it maps (noisy image, timestep) to predicted noise.
 """
@@ -16,7 +16,7 @@ PRESETS: dict[str, dict] = {
     "mnist-small": dict(block_out_channels=(32, 64, 128), layers_per_block=1,
                         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
                         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8),
-    # The paper's UNet48 for 32x32 CIFAR-10 (METHOD.md §6): attention at the 16x16 level.
+    # The paper's UNet48 for 32x32 CIFAR-10 (docs/method.md §6): attention at the 16x16 level.
     "unet48": dict(block_out_channels=(48, 48, 96, 96, 192, 192), layers_per_block=2,
                    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D",
                                      "DownBlock2D", "DownBlock2D", "DownBlock2D"),

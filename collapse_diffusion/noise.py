@@ -1,4 +1,4 @@
-"""Per-image Gaussian noise from a counter-based generator (STYLE.md 7: image i of a call is the same
+"""Per-image Gaussian noise from a counter-based generator (image i of a call is the same
 whatever the batch size, device count or device).
 
 Noise element j of image i at draw ``step`` is a pure function of (seed_i, step, j): a splitmix64

@@ -1,4 +1,4 @@
-"""How the next training set D_{n+1} is built (METHOD.md §1). Pure functions of image sets.
+"""How the next training set D_{n+1} is built (docs/method.md §1). Pure functions of image sets.
 
 N is the size of D_1. With a selector, M_n generates r*N candidates G_n and the selector picks N;
 the ``all`` selector keeps every candidate (the vanilla-rN control, training size r*N).

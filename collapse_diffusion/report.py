@@ -8,11 +8,11 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import UserError
-from .findings import findings_lines
+from .findings import findings_lines, summary_table
 from .io import atomic_write_text
 from .plots import savefig
-from .results import (METRICS, figure_grids, figure_gs_vs_entropy, figure_gs_vs_trace, figure_metric, load_rows,
-                      paradigms, seed_root, seeds)
+from .results import (METRICS, figure_grids, figure_gs_vs_entropy, figure_gs_vs_trace, figure_metric, figure_nn_pairs,
+                      load_rows, paradigms, seed_root, seeds)
 
 
 def _ci(v) -> str:
@@ -74,7 +74,8 @@ def write_report(root: str | Path) -> Path:
     cfg = load_config(root / "config.yaml")
     rows = load_rows([root])
     plots = root / "plots"
-    lines = _header(root, cfg, rows) + ["## Findings", ""] + findings_lines(rows) + [""]
+    lines = (_header(root, cfg, rows) + ["## Findings", ""] + findings_lines(rows) + [""]
+             + ["## Cycle 1 against the last cycle", ""] + summary_table(rows) + [""])
     fig, stats = figure_gs_vs_entropy(rows)
     savefig(fig, plots / "gs_vs_entropy.png")
     fig, tstats = figure_gs_vs_trace(rows)
@@ -105,10 +106,10 @@ def write_report(root: str | Path) -> Path:
             sub = sorted((r for r in rows if r["paradigm"] == p and r["arm"] == arm),
                          key=lambda r: (r["cycle"], r.get("seed", 0)))
             lines += [f"### {arm} (selector {sub[0]['selector']}, {sub[0]['space']} space)", ""] + _table(sub) + [""]
-        for pic in ("samples.png", "nn.png"):
-            name = f"{p}_{pic}"
-            savefig(figure_grids(seed_root(root, rows), rows, p, pic), plots / name)
-            lines += [f"![{p} {pic}](plots/{name})", ""]
+        savefig(figure_grids(seed_root(root, rows), rows, p, "samples.png"), plots / f"{p}_samples.png")
+        savefig(figure_nn_pairs(seed_root(root, rows), rows, p), plots / f"{p}_nn.png")
+        lines += [f"Samples (64 per cycle, first seed):", "", f"![{p} samples](plots/{p}_samples.png)", "",
+                  "Nearest training images:", "", f"![{p} nearest neighbours](plots/{p}_nn.png)", ""]
     timings = _timings(root)
     if timings:
         lines += ["## Time per stage (all arms and cycles, this machine)", "",

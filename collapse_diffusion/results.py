@@ -88,9 +88,12 @@ def figure_metric(rows: list[dict], key: str, ci: Optional[str], ylabel: str):
     for ax, p in zip(axes[0], ps):
         c, v, i = series(rows, p, key, ci)
         metric_lines(ax, c, v, i or None, ylabel, {a: arm_colour(a.split(":")[-1], rows) for a in c})
-        if key == "real_share":
+        if key == "real_share" and p == "accumulate-subsample":
             xs = np.arange(1, max(max(x) for x in c.values()) + 1)
             ax.plot(xs, 1.0 / xs, "k--", lw=1, label="1/n (equal share)")
+        if ("rate" in key or "share" in key) and v:
+            top = max(max(vals) for vals in v.values())
+            ax.set_ylim(-0.02, max(0.1, min(1.02, top * 1.15 + 0.02)) if top < 0.9 else 1.02)
         ax.set_title(p)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -250,5 +253,40 @@ def figure_phase_samples(root: Path, rows: list[dict]):
                 if path.exists():
                     ax.imshow(imread(path), cmap="gray", interpolation="nearest")
                 ax.set_title(f"N={n}, {s} steps" + (f", {p}" if len(presets) > 1 else ""), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
+    """Per arm, at the first and the last cycle: the ``pairs`` samples with the lowest lineage-aware
+    NN1/NN2 ratio, each above its nearest training image, the ratio printed under the pair."""
+    from .cycle import cycle_path
+    from .plots import _show
+    first = seeds(rows)[0]
+    sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
+    arm_names = list(dict.fromkeys(r["arm"] for r in sub))
+    cycles = sorted({1, max(r["cycle"] for r in sub)})
+    fig, axes = plt.subplots(2 * len(arm_names), pairs * len(cycles),
+                             figsize=(0.95 * pairs * len(cycles) + 0.8, 2.1 * len(arm_names)), squeeze=False)
+    for i, arm in enumerate(arm_names):
+        for j, c in enumerate(cycles):
+            d = cycle_path(run, paradigm, arm, c)
+            with np.load(d / "nn.npz") as z:
+                ratios = z["ratios_lineage"] if "ratios_lineage" in z else z["ratios"]
+                nn = z["nn_index"][:, 0]
+            with np.load(d / "samples.npz") as g, np.load(d / "train.npz") as t:
+                gen, train = g["images"], t["images"]
+            for k, s in enumerate(np.argsort(ratios, kind="stable")[:pairs]):
+                top, bottom = axes[2 * i, j * pairs + k], axes[2 * i + 1, j * pairs + k]
+                _show(top, gen[s])
+                _show(bottom, train[nn[s]])
+                bottom.set_xlabel(f"{ratios[s]:.2f}", fontsize=8, color="red" if ratios[s] < 1 / 3 else "black")
+                if k == 0:
+                    top.set_ylabel(f"{arm}\ngenerated", fontsize=7)
+                    bottom.set_ylabel("nearest\ntraining", fontsize=7)
+                if i == 0 and k == 0:
+                    top.set_title(f"cycle {c}", fontsize=9, loc="left")
+    fig.suptitle(f"{paradigm} (seed {first}): the {pairs} samples closest to a copy, over their nearest training "
+                 f"image;\nlineage-aware NN1/NN2 ratio under each pair, red when < 1/3 (a copy)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -20,10 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from . import distributed
-from .config import ExperimentConfig, save_config, to_dict
+from .config import ExperimentConfig, check_same_config, save_config
 from .cycle import Study, metrics_row, run_cycle, stage_evaluate, stage_sample, stage_select, stage_train
 from .data import ImageSet, balanced_order, fit_images, load_real, load_source
 from .errors import UserError
@@ -47,10 +46,7 @@ def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:
             raise UserError(f"'{root}' is not a run directory (no config.yaml); start it with `collapse-diffusion run CONFIG`")
         from .config import load_config
         return Study(root, load_config(saved))
-    if saved.exists():
-        if yaml.safe_load(saved.read_text()) != to_dict(cfg):
-            raise UserError(f"'{root}' was started with a different config ({saved}); pass the same config "
-                            f"or choose a new --run-dir")
+    check_same_config(saved, cfg, str(root))
     distributed.main_first(_init_run, root, cfg)
     if not (root / "real.npz").exists():
         raise UserError(f"could not initialise '{root}'; see the error of rank 0")
@@ -118,6 +114,9 @@ def open_studies(root: Path, cfg: ExperimentConfig | None = None) -> list[Study]
             open_study(root)  # raises: not a run directory
         cfg = _saved(root)
     configs = seed_configs(cfg)
+    if distributed.is_main() and root.is_dir():
+        from .io import remove_stale_temporaries
+        remove_stale_temporaries(root)  # what a killed run left half-written
     if len(configs) == 1:
         return [open_study(root, cfg if not cfg.study.seeds else configs[0])]
     _guard(root, cfg)
@@ -133,10 +132,7 @@ def _saved(root: Path) -> ExperimentConfig:
 
 
 def _guard(root: Path, cfg: ExperimentConfig) -> None:
-    saved = root / "config.yaml"
-    if saved.exists() and yaml.safe_load(saved.read_text()) != to_dict(cfg):
-        raise UserError(f"'{root}' was started with a different config ({saved}); pass the same config "
-                        f"or choose a new --run-dir")
+    check_same_config(root / "config.yaml", cfg, str(root))
 
 
 def run_study(study: Study) -> Path:

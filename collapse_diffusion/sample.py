@@ -1,4 +1,4 @@
-"""Sampling N images from a trained model into an image set (METHOD.md §1: G_n).
+"""Sampling N images from a trained model into an image set (docs/method.md §1: G_n).
 
 Image i of a call depends only on (seed, i): batches and ranks only decide who computes it. Under
 torchrun rank r generates images r, r+W, ... and the shards are gathered in index order.

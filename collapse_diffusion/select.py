@@ -1,4 +1,4 @@
-"""Choosing N of a candidate pool S (METHOD.md §3). Inputs are (|S|, D) float features: pixels on
+"""Choosing N of a candidate pool S (docs/method.md §3). Inputs are (|S|, D) float features: pixels on
 the 0-255 scale (the paper) or embeddings. Every selector returns N unique indices into S, and is
 deterministic given its numpy Generator.
 

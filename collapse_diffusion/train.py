@@ -1,4 +1,4 @@
-"""Training one fresh UNet on a training set D_n for a step budget (METHOD.md §1, §6).
+"""Training one fresh UNet on a training set D_n for a step budget (docs/method.md §1, §6).
 
 AdamW, cosine schedule with warm-up, gradient clipping and an EMA of the weights. Batch indices,
 timesteps and per-image noise seeds of step s come from a CPU generator seeded by (seed, s); the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -29,8 +30,8 @@ from . import distributed as dist
 from .config import DiffusionConfig, TrainConfig
 from .data import to_model
 from .diffusion import diffusion_loss, make_scheduler
-from .errors import TrainingDiverged
-from .io import atomic_dir
+from .errors import TrainingDiverged, UserError
+from .io import atomic_dir, atomic_write_text
 from .noise import counter_normal
 from .model import build_unet
 
@@ -48,17 +49,18 @@ def fast_path(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
     return (cuda if cfg.fast is None else cfg.fast and cuda), (cuda if cfg.compile is None else cfg.compile)
 
 
-def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, step: int) -> None:
+def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, step: int, log_rows: list) -> None:
     with atomic_dir(out / CHECKPOINT) as tmp:
         unet.save_pretrained(tmp / "unet")
         torch.save({"step": step, "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
-                    "ema": ema.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+                    "ema": ema.state_dict(), "torch_rng": torch.get_rng_state(), "log": log_rows}, tmp / "state.pt")
 
 
-def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) -> int:
+def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) -> tuple[int, list]:
+    """(step, training-log rows so far) of ``out/checkpoint``, or (0, []) without one."""
     ckpt = out / CHECKPOINT
     if not (ckpt / "state.pt").exists():
-        return 0
+        return 0, []
     unet.load_state_dict(UNet2DModel.from_pretrained(ckpt / "unet", low_cpu_mem_usage=False).state_dict())
     state = torch.load(ckpt / "state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
@@ -66,7 +68,7 @@ def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) ->
     ema.load_state_dict(state["ema"])
     torch.set_rng_state(state["torch_rng"])
     log.info("resuming %s from step %d", out, state["step"])
-    return int(state["step"])
+    return int(state["step"]), list(state.get("log", []))
 
 
 def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Path, seed: int,
@@ -79,6 +81,13 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
     out = Path(out)
     if (out / FINAL / "config.json").exists():
         return out / FINAL
+    if len(images) < 1:
+        raise UserError("the training set has no images; pass a non-empty image set (--data) or raise data.n")
+    with dist.cpu_threads(cfg.threads):
+        return _train(images, cfg, diff, preset, out, seed, on_step)
+
+
+def _train(images, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Path, seed: int, on_step) -> Path:
     device = dist.local_device(cfg.device)
     dist.init(device)
     fast, compile_ = fast_path(cfg, device)
@@ -88,7 +97,7 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                             fused=fast or None, foreach=None if fast else True)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
-    start = _load_checkpoint(out, unet, opt, sched, ema)
+    start, earlier = _load_checkpoint(out, unet, opt, sched, ema)
     ema.to(device)
     if fast:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -100,22 +109,25 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
         model = torch.compile(model)
     noise_sched = make_scheduler(diff)
     data = to_model(images).to(device)
-    losses = _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step)
+    losses = _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step, earlier)
     ema.copy_to(unet.parameters())
     if dist.is_main():
+        atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in losses))
         with atomic_dir(out / FINAL) as tmp:
             unet.save_pretrained(tmp)
-        (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in losses))
+        if not cfg.keep_checkpoint:
+            shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
     dist.barrier()
     return out / FINAL
 
 
-def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step) -> list[dict]:
-    """The training loop: one readable pass over steps ``start..cfg.steps``."""
+def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step,
+          rows: list[dict]) -> list[dict]:
+    """The training loop: one readable pass over steps ``start..cfg.steps``; ``rows`` is the log so far."""
     n, r, w = len(data), dist.rank(), dist.world_size()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.is_main(),
                dynamic_ncols=True, mininterval=1.0)
-    running, rows, t0, seen = torch.zeros((), device=data.device), [], time.perf_counter(), 0
+    running, rows, t0, seen = torch.zeros((), device=data.device), list(rows), time.perf_counter(), 0
     model.train()
     for step in bar:
         g = step_generator(seed, step)
@@ -138,7 +150,7 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
         seen += cfg.batch_size
         done = step + 1
         if done % 25 == 0 or done == cfg.steps or done % cfg.checkpoint_every == 0:
-            mean = running.item() / (done - (rows[-1]["step"] if rows else start))
+            mean = running.item() / (done - max(rows[-1]["step"] if rows else start, start))
             if not math.isfinite(mean):
                 raise TrainingDiverged(f"training loss became {mean} at step {done}; lower train.lr or check the data")
             rate = seen / (time.perf_counter() - t0)
@@ -146,7 +158,7 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
             bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{rate:.0f}")
             running.zero_()
         if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist.is_main():
-            _save_checkpoint(out, unet, opt, sched, ema, done)
+            _save_checkpoint(out, unet, opt, sched, ema, done, rows)
         if on_step is not None:
             on_step(done)
     return rows

@@ -68,3 +68,64 @@ def test_console_script_and_module_entry_points():
     p = subprocess.run([sys.executable, "-m", "collapse_diffusion", "data", "--set", "data.n=99999"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.strip().startswith("error:") and "Traceback" not in p.stderr
+
+
+def test_bad_inputs_end_in_one_error_line_and_leave_nothing_behind(cli, tmp_path, tiny_config):
+    d = tmp_path
+    bad = lambda *a: cli(*a, ok=False)  # noqa: E731
+    assert_user_error(bad("train", d / "t", "--set", "train.lr=-1"), "train.lr")
+    assert not (d / "t").exists()
+    assert_user_error(bad("run", tiny_config, "--run-dir", d / "r", "--set", "study.oversample=.nan",
+                          "--set", "study.arms=[{name: v, selector: random}]"), "oversample")
+    assert not (d / "r").exists()
+    np.savez(d / "empty.npz", images=np.zeros((0, 1, 8, 8), np.uint8))
+    assert_user_error(bad("train", d / "t0", "--data", d / "empty.npz"), "no images")
+    np.savez(d / "one.npz", images=np.zeros((1, 1, 8, 8), np.uint8))
+    np.savez(d / "two.npz", images=np.full((2, 1, 8, 8), 9, np.uint8))
+    assert_user_error(bad("evaluate", d / "one.npz", "--train", d / "two.npz", "--out", d / "ev"), "at least 2")
+    (d / "pics").mkdir()
+    from PIL import Image
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(d / "pics" / f"{i}.png")
+    (d / "pics" / "2.png").write_bytes((d / "pics" / "2.png").read_bytes()[:40])  # truncated
+    assert_user_error(bad("data", "--set", "data.source=folder", "--set", f"data.root={d / 'pics'}",
+                          "--set", "data.n=2"), "2.png")
+    (d / "afile").write_text("x")
+    assert_user_error(bad("data", "--set", "data.n=24", "--out", d / "afile" / "x.npz"), "afile")
+    (d / "adir").mkdir()
+    assert_user_error(bad("data", "--set", "data.n=24", "--out", d / "adir"), "adir")
+    assert list((d / "adir").iterdir()) == [] and not list(d.glob(".*tmp*"))
+    (d / "empty.yaml").write_text("")
+    assert_user_error(bad("data", "--config", d / "empty.yaml"), "empty")
+    assert_user_error(bad("data", "--set", "train.stepz=3"), "--set 'train.stepz=3'", "train.stepz")
+    assert_user_error(bad("data", "--set", "train.steps=many"), "--set 'train.steps=many'")
+
+
+def test_arm_override_config_diff_and_stale_temporaries(cli, tmp_path, tiny_config):
+    from collapse_diffusion.config import load_config
+    cfg = load_config(tiny_config, ["study.arms.tdf.tau0=500", "study.arms.greedy.space=feature"])
+    arms = {a.name: a for a in cfg.study.arms}
+    assert arms["tdf"].tau0 == 500.0 and arms["greedy"].space == "feature" and arms["vanilla"].tau0 == 2000.0
+    assert_user_error(cli("data", "-c", tiny_config, "--set", "study.arms.nope.tau0=5", ok=False), "no item named 'nope'")
+    run = tmp_path / "r"
+    cli("init", tiny_config, "--run-dir", run)
+    (run / ".samples.npz.abc.tmp.npz").write_text("half")
+    (run / "shared" / ".model.xyz.tmp").mkdir()
+    assert_user_error(cli("run", tiny_config, "--run-dir", run, "--set", "seed=1", "--set", "train.steps=7",
+                          ok=False), "differs in seed, train.steps")
+    cli("init", tiny_config, "--run-dir", run)  # reopening cleans what a killed run left
+    assert not list(run.rglob(".*tmp*"))
+
+
+def test_files_honour_the_umask(tmp_path):
+    import os
+    from collapse_diffusion.io import atomic_dir, atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "d") as t:
+            (t / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -36,3 +36,36 @@ def test_every_config_loads():
     from collapse_diffusion.config import load_config
     for path in (ROOT / "configs").glob("*.yaml"):
         load_config(path)
+
+
+def test_the_repository_carries_its_own_science():
+    """No tracked file points at notes outside the repository; the code cites docs/method.md."""
+    import subprocess
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    outside = re.compile(r"\.\./shared|(^|[^a-z/])(METHOD|STYLE)\.md")
+    for name in files:
+        path = ROOT / name
+        if path.suffix in {".py", ".md", ".yaml", ".ipynb", ".toml", ""} and path.is_file():
+            assert not outside.search(path.read_text(errors="ignore")), name
+    assert (ROOT / "docs" / "method.md").exists()
+    assert "docs/method.md §" in (ROOT / "collapse_diffusion" / "metrics.py").read_text()
+
+
+def shipped(name):
+    import json
+    return [{**json.loads(x), "run": name} for x in (ROOT / "docs" / "results" / f"{name}.jsonl").read_text().splitlines()]
+
+
+def block(name):
+    text = (ROOT / "README.md").read_text()
+    return re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->", text, re.S).group(1)
+
+
+@pytest.mark.parametrize("run", ["digits", "digits_accumulate"])
+def test_readme_results_are_generated_from_the_shipped_metrics(run):
+    """The README's result tables and findings are the generated text of docs/results/<run>.jsonl."""
+    from collapse_diffusion.findings import findings_lines, summary_table
+    rows = shipped(run)
+    text = block(f"results:{run}")
+    for line in summary_table(rows) + [l for l in findings_lines(rows) if l.startswith("- ")]:
+        assert line in text, line

@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 import torch
@@ -37,6 +38,10 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path):
     resumed = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5))
     assert full.keys() == resumed.keys()
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+    # the resumed log keeps the rows from before the kill; the checkpoint goes once the model is final
+    steps = lambda d: [json.loads(r)["step"] for r in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert steps("b") == steps("a") and steps("a")[0] == 3
+    assert not (tmp_path / "a" / "checkpoint").exists() and not (tmp_path / "b" / "checkpoint").exists()
 
 
 def test_model_is_diffusers_format_and_log_written(tmp_path):
