@@ -2,6 +2,7 @@
 #   make study                 the default study on the embedded digits data (CPU, minutes)
 #   make study CONFIG=configs/mnist.yaml
 #   make test                  the test suite
+#   make notebook              the analysis notebook in JupyterLab
 # The first target that needs Python creates .venv and installs the package (uv when it is at hand
 # or installable, else pip).
 PYTHON ?= python3
@@ -37,6 +38,14 @@ $(RUN)/report.md: $(RUN)/metrics.jsonl
 	$(CD) report $(RUN)
 
 report: $(RUN)/report.md
+
+# The analysis notebook in JupyterLab (installs the optional `notebook` extra on first use).
+notebook: | $(INSTALLED)
+	@$(VENV)/bin/python -c "import jupyterlab" 2>/dev/null || { \
+	  UV=$$(command -v uv || echo $$HOME/.local/bin/uv); \
+	  if [ -x "$$UV" ]; then $$UV pip install -q -p $(VENV) -e ".[notebook]"; \
+	  else $(VENV)/bin/pip install -q -e ".[notebook]"; fi; }
+	$(VENV)/bin/jupyter lab notebooks/analysis.ipynb
 
 test: | $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

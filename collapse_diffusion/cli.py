@@ -18,6 +18,19 @@ from .errors import TrainingDiverged, UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Study and prevent model collapse in self-consuming diffusion models.")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+        typer.echo(f"collapse-diffusion {version('collapse-diffusion')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Study and prevent model collapse in self-consuming diffusion models."""
+
 ConfigArg = typer.Option(None, "--config", "-c", metavar="YAML", help="YAML experiment config (default: built-in digits defaults).")
 SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
                      help="Override a config key: section.key=value (repeatable).")
@@ -105,8 +118,9 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
     from . import distributed
     from .sample import generate
     cfg = _cfg(config, overrides)
-    if not (model / "config.json").is_file():
-        raise UserError(f"'{model}' is not a model folder (no config.json); pass OUT/model of a `train` run")
+    from .train import is_model
+    if not is_model(model):
+        raise UserError(f"'{model}' is not a model folder (no model_index.json); pass OUT/model of a `train` run")
     if n < 1:
         raise UserError("--count must be at least 1")
     images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device)

@@ -34,7 +34,7 @@ from .paradigms import next_training_set
 from .plots import nn_pairs_figure, savefig
 from .sample import generate, save_grid
 from .select import select
-from .train import FINAL, train
+from .train import FINAL, is_model, train
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Study:
 
 
 def stage_train(study: Study, d: Path, cycle: int) -> None:
-    if (d / FINAL / "config.json").exists():
+    if is_model(d / FINAL):
         return
     c = study.cfg
     log.info("train %s", d)

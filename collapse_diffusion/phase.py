@@ -97,3 +97,30 @@ def grid(rows: list[dict], key: str, cycle: int, preset: str) -> tuple[list[int]
         if r.get(key) is not None:
             values[ns.index(r["n"]), steps.index(r["steps"])] = r[key]
     return ns, steps, values
+
+
+def phase_table(rows: list[dict], key: str = "memorization_rate_lineage", cycle: int = 1) -> list[str]:
+    """Markdown: ``key`` at ``cycle`` over N (rows) x training steps (columns), per preset."""
+    out = []
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        ns, steps, v = grid(rows, key, cycle, preset)
+        out += [f"| N \\\\ steps ({preset}) | " + " | ".join(map(str, steps)) + " |", "|" + "---|" * (len(steps) + 1)]
+        out += [f"| {n} | " + " | ".join("n/a" if not np.isfinite(x) else f"{x:.2f}" for x in v[i]) + " |"
+                for i, n in enumerate(ns)]
+    return out
+
+
+def cycles_table(rows: list[dict], keys: tuple[str, ...] = ("memorization_rate_lineage", "memorization_rate",
+                                                            "duplicate_share", "generalization_score",
+                                                            "mean_nn_train")) -> list[str]:
+    """Markdown: per cell, each metric cycle by cycle (the phase diagram followed along the loop)."""
+    head = "| N | steps | metric | " + " | ".join(f"cycle {c}" for c in sorted({r["cycle"] for r in rows})) + " |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        sub = sorted((r for r in rows if r["cell"] == cell), key=lambda r: r["cycle"])
+        for key in keys:
+            vals = [r.get(key) for r in sub]
+            fmt = ".2f" if key in ("memorization_rate_lineage", "memorization_rate", "duplicate_share") else ".0f"
+            out.append(f"| {sub[0]['n']} | {sub[0]['steps']} | {key} | "
+                       + " | ".join("n/a" if x is None else format(x, fmt) for x in vals) + " |")
+    return out

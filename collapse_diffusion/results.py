@@ -10,7 +10,6 @@ from typing import Iterable, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy.stats import pearsonr
 
 from .plots import metric_lines
 
@@ -129,6 +128,7 @@ def correlation(rows: list[dict], x: str, y: str, log_y: bool = False) -> dict:
     if len(pts) < 3 or np.ptp(pts[:, 0]) == 0:
         return {"r": float("nan"), "p": float("nan"), "n": len(pts), "slope": float("nan"),
                 "intercept": float("nan"), "ci95": [float("nan"), float("nan")]}
+    from scipy.stats import pearsonr
     ys = np.log(pts[:, 1]) if log_y else pts[:, 1]
     res = pearsonr(pts[:, 0], ys)
     slope, intercept = np.polyfit(pts[:, 0], ys, 1)

@@ -149,6 +149,9 @@ def run_studies(studies: list[Study], root: Path) -> Path:
     workers = _workers(cfg, max(len(_jobs(s, 2)) for s in studies) * len(studies))
     for s in studies:  # the FD extractor is trained once, here, before workers read its cache
         s.extractor
+    quiet = os.environ.get("TQDM_DISABLE")
+    if workers > 1:
+        os.environ["TQDM_DISABLE"] = "1"  # workers inherit it at spawn: no progress bars interleaved
     pool = ProcessPoolExecutor(workers, mp_context=_spawn(), initializer=_init_worker) if workers > 1 else None
     try:
         for cycle in range(1, cfg.study.cycles + 1):
@@ -167,6 +170,8 @@ def run_studies(studies: list[Study], root: Path) -> Path:
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
     for s in studies:
         distributed.main_first(write_metrics, s)
     if len(studies) > 1 and distributed.is_main():
@@ -204,7 +209,6 @@ def _produce_job(root: str, paradigm: str, arm: str, cycle: int) -> dict:
 
 def _init_worker() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def _spawn():

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from diffusers import UNet2DModel
+from diffusers import DDPMPipeline, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -79,7 +79,7 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
     ``on_step(step)`` is called after each completed step (tests use it to interrupt a run).
     """
     out = Path(out)
-    if (out / FINAL / "config.json").exists():
+    if is_model(out / FINAL):
         return out / FINAL
     if len(images) < 1:
         raise UserError("the training set has no images; pass a non-empty image set (--data) or raise data.n")
@@ -113,8 +113,8 @@ def _train(images, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Pa
     ema.copy_to(unet.parameters())
     if dist.is_main():
         atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in losses))
-        with atomic_dir(out / FINAL) as tmp:
-            unet.save_pretrained(tmp)
+        with atomic_dir(out / FINAL) as tmp:  # a diffusers pipeline folder: model_index.json, unet/, scheduler/
+            DDPMPipeline(unet=unet, scheduler=make_scheduler(diff)).save_pretrained(tmp)
         if not cfg.keep_checkpoint:
             shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
     dist.barrier()
@@ -164,5 +164,11 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
     return rows
 
 
+def is_model(path: Path) -> bool:
+    """A finished model folder: a DDPMPipeline folder, or (runs before it) a bare UNet folder."""
+    return (Path(path) / "model_index.json").is_file() or (Path(path) / "config.json").is_file()
+
+
 def load_unet(path: Path, device: torch.device) -> UNet2DModel:
-    return UNet2DModel.from_pretrained(path, low_cpu_mem_usage=False).to(device).eval()
+    sub = "unet" if (Path(path) / "unet" / "config.json").is_file() else None
+    return UNet2DModel.from_pretrained(path, subfolder=sub, low_cpu_mem_usage=False).to(device).eval()

@@ -19,7 +19,7 @@ def test_data_train_sample_evaluate_entropy(cli, tmp_path, monkeypatch):
     cli("data", *FAST, "--out", tmp_path / "d.npz")
     assert (tmp_path / "d.png").exists() and (tmp_path / "d.config.yaml").exists()
     cli("train", tmp_path / "t", *FAST)
-    assert (tmp_path / "t" / "model" / "config.json").exists() and (tmp_path / "t" / "config.yaml").exists()
+    assert (tmp_path / "t" / "model" / "model_index.json").exists() and (tmp_path / "t" / "config.yaml").exists()
     cli("sample", tmp_path / "t" / "model", tmp_path / "g.npz", "--count", 24, *FAST)
     with np.load(tmp_path / "g.npz") as z:
         assert z["images"].shape == (24, 1, 8, 8) and z["images"].dtype == np.uint8
@@ -57,6 +57,7 @@ def test_help_has_examples(cli):
     for cmd in ("data", "train", "sample", "evaluate", "entropy", "cycle", "run", "report", "init", "phase"):
         out = cli(cmd, "--help").stdout
         assert "Examples:" in out and "collapse-diffusion" in out
+    assert cli("--version").stdout.startswith("collapse-diffusion ")
 
 
 @pytest.mark.slow

@@ -25,8 +25,8 @@ def test_two_processes_equal_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     run([sys.executable, "-m", "collapse_diffusion", "train", str(one), *ARGS], ROOT)
     run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "collapse_diffusion", "train", str(two), *ARGS], ROOT)
-    a = UNet2DModel.from_pretrained(one / "model").state_dict()
-    b = UNet2DModel.from_pretrained(two / "model").state_dict()
+    a = UNet2DModel.from_pretrained(one / "model", subfolder="unet").state_dict()
+    b = UNet2DModel.from_pretrained(two / "model", subfolder="unet").state_dict()
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-4, worst  # same global batch; only the gradient summation order differs
 

@@ -21,7 +21,7 @@ def images():
 
 
 def weights(path):
-    return {k: v.clone() for k, v in UNet2DModel.from_pretrained(path).state_dict().items()}
+    return {k: v.clone() for k, v in UNet2DModel.from_pretrained(path, subfolder="unet").state_dict().items()}
 
 
 def test_resume_equals_uninterrupted_bitwise(tmp_path):
@@ -45,9 +45,14 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path):
 
 
 def test_model_is_diffusers_format_and_log_written(tmp_path):
+    from diffusers import DDPMPipeline, DDPMScheduler
     path = train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
-    unet = UNet2DModel.from_pretrained(path)
-    assert unet.config.sample_size == 8 and (path / "diffusion_pytorch_model.safetensors").exists()
+    unet = UNet2DModel.from_pretrained(path, subfolder="unet")
+    assert unet.config.sample_size == 8 and (path / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    pipe = DDPMPipeline.from_pretrained(path)
+    assert isinstance(pipe.scheduler, DDPMScheduler) and pipe.scheduler.config.num_train_timesteps == 1000
+    out = pipe(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np")
+    assert out.images.shape == (2, 8, 8, 1)
     rows = (tmp_path / "train_log.jsonl").read_text().splitlines()
     assert rows and '"images_per_s"' in rows[-1]
 
