@@ -303,10 +303,20 @@ def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def check_same_config(saved: Path, cfg: ExperimentConfig, what: str) -> None:
-    """Refuse to reuse ``what`` (a run or model folder) started with another config; name the keys."""
+# Keys that cannot change a result (checkpoints are bitwise-resumable; results do not depend on the
+# number of worker processes): a run may be resumed with other values.
+BOOKKEEPING = ("train.checkpoint_every", "train.keep_checkpoint", "study.workers")
+
+
+def check_same_config(saved: Path, cfg: ExperimentConfig, what: str, ignore: tuple[str, ...] = ()) -> None:
+    """Refuse to reuse ``what`` (a run or model folder) started with another config; name the keys.
+
+    The saved config is read through the current defaults, so keys added since it was written do not
+    count as differences; BOOKKEEPING keys and ``ignore`` (dotted keys or sections) never do."""
     if saved.exists():
-        diff = differing_keys(yaml.safe_load(saved.read_text()), to_dict(cfg))
+        skip = BOOKKEEPING + tuple(ignore)
+        diff = [k for k in differing_keys(to_dict(load_config(saved)), to_dict(cfg))
+                if not any(k == i or k.startswith(i + ".") for i in skip)]
         if diff:
             raise UserError(f"'{what}' was started with a different config ({saved}; differs in "
                             f"{', '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}); pass the same config or "

@@ -81,3 +81,8 @@ def cpu_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def show_progress() -> bool:
+    """Progress bars on rank 0 only, and not in study worker processes (TQDM_DISABLE set)."""
+    return is_main() and not os.environ.get("TQDM_DISABLE")

@@ -44,7 +44,7 @@ def open_phase(root: Path, cfg: ExperimentConfig) -> list[Study]:
     """Create or reopen RUN and one cell study per grid point; the FD classifier is shared."""
     from .config import save_config
     root = Path(root)
-    _guard(root, cfg)
+    _guard(root, cfg, ignore=("data.n", "train.steps", "study"))  # each cell sets these itself
     presets = cfg.phase.presets or (cfg.model.preset,)
     configs = [cell_config(cfg, n, s, p) for p in presets for n in cfg.phase.n for s in cfg.phase.steps]
     shared = root / "extractor"
@@ -104,7 +104,7 @@ def phase_table(rows: list[dict], key: str = "memorization_rate_lineage", cycle:
     out = []
     for preset in dict.fromkeys(r["preset"] for r in rows):
         ns, steps, v = grid(rows, key, cycle, preset)
-        out += [f"| N \\\\ steps ({preset}) | " + " | ".join(map(str, steps)) + " |", "|" + "---|" * (len(steps) + 1)]
+        out += [f"| N ↓ steps → ({preset}) | " + " | ".join(map(str, steps)) + " |", "|" + "---|" * (len(steps) + 1)]
         out += [f"| {n} | " + " | ".join("n/a" if not np.isfinite(x) else f"{x:.2f}" for x in v[i]) + " |"
                 for i, n in enumerate(ns)]
     return out

@@ -131,8 +131,8 @@ def _saved(root: Path) -> ExperimentConfig:
     return load_config(root / "config.yaml")
 
 
-def _guard(root: Path, cfg: ExperimentConfig) -> None:
-    check_same_config(root / "config.yaml", cfg, str(root))
+def _guard(root: Path, cfg: ExperimentConfig, ignore: tuple[str, ...] = ()) -> None:
+    check_same_config(root / "config.yaml", cfg, str(root), ignore)
 
 
 def run_study(study: Study) -> Path:

@@ -35,7 +35,7 @@ def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: Diffus
                 return compiled(x, t).sample
     mine = list(range(dist.rank(), n, dist.world_size()))
     chunks = []
-    bar = tqdm(total=n, desc="sample", unit="img", disable=not dist.is_main(), dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(total=n, desc="sample", unit="img", disable=not dist.show_progress(), dynamic_ncols=True, mininterval=1.0)
     for start in range(0, len(mine), cfg.batch_size):
         idx = mine[start:start + cfg.batch_size]
         x = sample_loop(unet, make_scheduler(diff, cfg.sampler), idx, seed, shape, cfg.steps, dev, model_fn)

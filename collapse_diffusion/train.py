@@ -125,7 +125,7 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
           rows: list[dict]) -> list[dict]:
     """The training loop: one readable pass over steps ``start..cfg.steps``; ``rows`` is the log so far."""
     n, r, w = len(data), dist.rank(), dist.world_size()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.is_main(),
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.show_progress(),
                dynamic_ncols=True, mininterval=1.0)
     running, rows, t0, seen = torch.zeros((), device=data.device), list(rows), time.perf_counter(), 0
     model.train()

@@ -69,3 +69,40 @@ def test_readme_results_are_generated_from_the_shipped_metrics(run):
     text = block(f"results:{run}")
     for line in summary_table(rows) + [l for l in findings_lines(rows) if l.startswith("- ")]:
         assert line in text, line
+
+
+def test_readme_prose_matches_the_shipped_numbers():
+    """The hand-written sentences of the README's results section, checked against docs/results/."""
+    import numpy as np
+    rows = shipped("digits")
+    at = lambda arm, c, k: next(r[k] for r in rows if r["arm"] == arm and r["cycle"] == c)  # noqa: E731
+    last = max(r["cycle"] for r in rows)
+    assert at("vanilla", last, "generalization_score") < 0.5 * at("vanilla", 1, "generalization_score")
+    h = [at("vanilla", c, "entropy_train") for c in range(1, last + 1)]
+    assert all(b < a for a, b in zip(h, h[1:]))                       # H(D_n) falls every cycle
+    assert 14 < at("vanilla", last, "fd") / at("vanilla", 1, "fd") < 17  # "about fifteenfold"
+    for arm in ("greedy", "tdf"):
+        assert abs(at(arm, last, "entropy_train") - at(arm, 1, "entropy_train")) < 4
+        assert 1.8 < at(arm, last, "generalization_score") / at("vanilla", last, "generalization_score") < 2.2
+        assert 1 / 7.5 < at(arm, last, "fd") / at("vanilla", last, "fd") < 1 / 5.5
+    assert round(at("vanilla", 1, "memorization_rate_lineage"), 2) == 0.42
+    assert round(at("vanilla", last, "memorization_rate_lineage"), 2) == 0.25
+    assert (round(at("greedy", last, "memorization_rate_lineage"), 2), round(at("tdf", last, "memorization_rate_lineage"), 2)) == (0.54, 0.46)
+    assert round(at("vanilla", last, "memorization_rate"), 2) == 0.01
+    sp = (round(at("vanilla", 1, "mean_nn_train")), round(at("vanilla", last, "mean_nn_train")))
+    gs = (round(at("vanilla", 1, "generalization_score")), round(at("vanilla", last, "generalization_score")))
+    assert sp == (451, 83) and gs == (158, 68) and round(sp[0] / sp[1], 1) == 5.4 and round(gs[0] / gs[1], 1) == 2.3
+    rel = (round(at("vanilla", 1, "relative_nn_median"), 2), round(at("vanilla", last, "relative_nn_median"), 2))
+    assert rel == (0.35, 0.75)
+    phase = shipped("phase_digits")
+    first_over = {n: min(r["steps"] for r in phase if r["n"] == n and r["memorization_rate"] >= 0.5) for n in (16, 32, 64)}
+    assert first_over == {16: 1000, 32: 2000, 64: 4000}
+    cell = next(r for r in phase if r["n"] == 32 and r["steps"] == 1000)
+    assert round(cell["final_loss"], 3) == 0.035 and round(cell["memorization_rate"], 2) == 0.42
+    cyc = shipped("phase_cycles")
+    for steps in (700, 1000, 1400):
+        m = [r["memorization_rate_lineage"] for r in sorted((r for r in cyc if r["steps"] == steps), key=lambda r: r["cycle"])]
+        assert max(m[1:]) - m[0] < 0.15                                 # copying never rises by 0.15
+        if steps >= 1000:
+            assert m[-1] < m[0]                                        # at and above the boundary it falls
+    assert np.all([r["generalization_score"] < 0.8 * 247.2 for r in cyc if r["cycle"] == 4])
