@@ -106,7 +106,7 @@ class StudyConfig:
     oversample: float = 2.0          # r: candidates per cycle = r * N
     fresh_fraction: float = 0.2      # lambda of the fresh paradigm
     seeds: tuple[int, ...] = ()      # replicates: the whole study once per seed; () = the top-level seed
-    workers: int = 0                 # parallel CPU processes for a cycle's arms; 0 = one per core (1 on CUDA)
+    workers: int = 0                 # parallel CPU processes for a cycle's arms; 0 = up to 2 per core (1 on CUDA)
 
 
 @dataclass(frozen=True)

@@ -206,15 +206,16 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     nxt.save(out)
 
 
-def run_cycle(study: Study, paradigm: str, arm: str, cycle: int) -> Path:
-    """Run (or finish) cycle ``cycle`` of one arm: every stage whose outputs are missing."""
+def run_cycle(study: Study, paradigm: str, arm: str, cycle: int, select_next: bool = True) -> Path:
+    """Run (or finish) cycle ``cycle`` of one arm: every stage whose outputs are missing; with
+    ``select_next`` also D_{cycle+1} (the study driver selects for every arm of a shared cycle itself)."""
     d = study.cycle_dir(paradigm, arm, cycle)
     if not (d / "train.npz").exists():
         raise FileNotFoundError(d / "train.npz")
     stage_train(study, d, cycle)
     stage_sample(study, d, cycle, study.n_samples)
     distributed.main_first(stage_evaluate, study, paradigm, arm, cycle)
-    if cycle < study.cfg.study.cycles:
+    if select_next and cycle < study.cfg.study.cycles:
         distributed.main_first(stage_select, study, paradigm, arm, cycle)
     return d
 

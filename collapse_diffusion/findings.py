@@ -47,12 +47,15 @@ def findings(rows: list[dict]) -> list[Finding]:
     out: list[Finding] = []
     last = max(r["cycle"] for r in rows)
     arms = {(r["paradigm"], r["arm"]): r["selector"] for r in rows}
-    vanilla = next((a for (p, a), s in arms.items() if p == "replace" and s == "random"), None)
-    if vanilla and last > 1:
-        out += _vanilla_claims(rows, vanilla, last)
+    for paradigm in dict.fromkeys(p for p, _ in arms):
+        vanilla = next((a for (p, a), s in arms.items() if p == paradigm and s == "random"), None)
+        if vanilla is None or last < 2:
+            continue
+        if paradigm == "replace":
+            out += _vanilla_claims(rows, vanilla, last)
         for (p, a), s in arms.items():
-            if p == "replace" and s in SELECTORS:
-                out += _selector_claims(rows, vanilla, a, last)
+            if p == paradigm and s in SELECTORS:
+                out += _selector_claims(rows, paradigm, vanilla, a, last)
     out += _correlation_claims(rows)
     out += _real_share_claims(rows, arms, last)
     return out
@@ -78,19 +81,21 @@ def _vanilla_claims(rows, v: str, last: int) -> list[Finding]:
     return out
 
 
-def _selector_claims(rows, v: str, a: str, last: int) -> list[Finding]:
-    m = lambda arm, key: _mean(rows, "replace", arm, last, key)  # noqa: E731
-    f = lambda arm, key, d=3: _fmt(rows, "replace", arm, last, key, d)  # noqa: E731
+def _selector_claims(rows, p: str, v: str, a: str, last: int) -> list[Finding]:
+    m = lambda arm, key: _mean(rows, p, arm, last, key)  # noqa: E731
+    f = lambda arm, key, d=3: _fmt(rows, p, arm, last, key, d)  # noqa: E731
     out = []
     key = "memorization_rate_lineage"
     if m(a, key) is not None and m(v, key) is not None:
-        out.append(Finding(f"replace/{a}: at cycle {last} the lineage-aware memorization rate is at least 0.10 "
+        out.append(Finding(f"{p}/{a}: at cycle {last} the lineage-aware memorization rate is at least 0.10 "
                            f"below {v}'s", m(a, key) <= m(v, key) - 0.10, f"{f(a, key)} vs {f(v, key)}"))
-    gs = "generalization_score"
-    out.append(Finding(f"replace/{a}: at cycle {last} GS is at least 1.2x {v}'s", m(a, gs) >= 1.2 * m(v, gs),
+    h, gs = "entropy_train", "generalization_score"
+    out.append(Finding(f"{p}/{a}: at cycle {last} the entropy of D_n is higher than {v}'s", m(a, h) > m(v, h),
+                       f"{f(a, h, 1)} vs {f(v, h, 1)} nats"))
+    out.append(Finding(f"{p}/{a}: at cycle {last} GS is at least 1.2x {v}'s", m(a, gs) >= 1.2 * m(v, gs),
                        f"{f(a, gs, 1)} vs {f(v, gs, 1)} ({m(a, gs) / m(v, gs):.2f}x)"))
     if m(a, "fd") is not None and m(v, "fd") is not None:
-        out.append(Finding(f"replace/{a}: at cycle {last} FD is lower than {v}'s", m(a, "fd") < m(v, "fd"),
+        out.append(Finding(f"{p}/{a}: at cycle {last} FD is lower than {v}'s", m(a, "fd") < m(v, "fd"),
                            f"{f(a, 'fd', 2)} vs {f(v, 'fd', 2)}"))
     return out
 

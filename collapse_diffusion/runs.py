@@ -23,7 +23,7 @@ import numpy as np
 
 from . import distributed
 from .config import ExperimentConfig, check_same_config, save_config
-from .cycle import Study, metrics_row, run_cycle, stage_evaluate, stage_sample, stage_select, stage_train
+from .cycle import Study, metrics_row, run_cycle, stage_select
 from .data import ImageSet, balanced_order, fit_images, load_real, load_source
 from .errors import UserError
 from .io import atomic_write_text
@@ -187,14 +187,8 @@ def _jobs(study: Study, cycle: int) -> list[tuple[str, str]]:
 
 def produce(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
     """Train, sample and evaluate one cycle of one arm (files skipped when present); its metrics row."""
-    if distributed.world_size() > 1:
-        run_cycle(study, paradigm, arm, cycle)
-    else:
-        d = study.cycle_dir(paradigm, arm, cycle)
-        with distributed.cpu_threads(study.cfg.train.threads):
-            stage_train(study, d, cycle)
-            stage_sample(study, d, cycle, study.n_samples)
-            stage_evaluate(study, paradigm, arm, cycle)
+    with distributed.cpu_threads(study.cfg.train.threads):
+        run_cycle(study, paradigm, arm, cycle, select_next=False)
     return metrics_row(study, paradigm, arm, cycle)
 
 
@@ -217,11 +211,14 @@ def _spawn():
 
 
 def _workers(cfg: ExperimentConfig, jobs: int) -> int:
-    """study.workers, or one per CPU core (at most one per job); 1 on CUDA and under torchrun."""
+    """study.workers, or up to two per CPU core (at most one per job); 1 on CUDA and under torchrun.
+
+    Two per core: three single-thread trainings on two cores finish together in 1.6x the time of one
+    (measured: 89 against 54 ms per step), where two workers would take two rounds."""
     if distributed.world_size() > 1 or distributed.local_device(cfg.train.device).type == "cuda":
         return 1
     per = cfg.train.threads or 1
-    return max(1, min(cfg.study.workers or (os.cpu_count() or 1) // per, jobs))
+    return max(1, min(cfg.study.workers or 2 * (os.cpu_count() or 1) // per, jobs))
 
 
 class _Progress:

@@ -113,6 +113,7 @@ def test_findings_are_computed_from_the_rows():
     assert rise.held and "0.200 -> 0.500" in rise.evidence
     gs = next(f for k, f in by.items() if "GS falls" in k)
     assert gs.held and "(-40%)" in gs.evidence
+    assert next(f for k, f in by.items() if "greedy" in k and "entropy" in k).held
     below = next(f for k, f in by.items() if "greedy" in k and "below" in k)
     assert below.held and "0.200 vs 0.500" in below.evidence
     ratio = next(f for k, f in by.items() if "1.2x" in k)

@@ -106,3 +106,17 @@ def test_readme_prose_matches_the_shipped_numbers():
         if steps >= 1000:
             assert m[-1] < m[0]                                        # at and above the boundary it falls
     assert np.all([r["generalization_score"] < 0.8 * 247.2 for r in cyc if r["cycle"] == 4])
+
+
+def test_readme_accumulate_prose_matches_the_shipped_numbers():
+    rows = shipped("digits_accumulate")
+    rep = shipped("digits")
+    at = lambda rs, arm, c, k: next(r[k] for r in rs if r["arm"] == arm and r["cycle"] == c)  # noqa: E731
+    fall = lambda rs: 1 - at(rs, "vanilla", 5, "generalization_score") / at(rs, "vanilla", 1, "generalization_score")  # noqa: E731
+    assert round(fall(rows) * 100) == 21 and round(fall(rep) * 100) == 57
+    assert round(at(rows, "vanilla", 5, "fd")) == 9 and round(at(rep, "vanilla", 5, "fd")) == 43
+    shares = [round(at(rows, a, 5, "real_share"), 2) for a in ("greedy", "tdf", "vanilla")]
+    assert shares == [0.19, 0.16, 0.22]
+    for arm in ("greedy", "tdf"):
+        assert abs(at(rows, arm, 5, "entropy_train") - at(rows, arm, 1, "entropy_train")) < 8
+        assert at(rows, arm, 5, "fd") < at(rows, "vanilla", 5, "fd")
