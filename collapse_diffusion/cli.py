@@ -208,18 +208,20 @@ def _classifier_data(cfg: ExperimentConfig):
 def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. configs/digits.yaml."),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config name>)."),
         overrides: List[str] = SetOpt,
+        seeds: Optional[str] = typer.Option(None, "--seeds", help="Replicates, comma-separated (= --set study.seeds=[...])."),
         report: bool = typer.Option(True, help="Write report.md and plots when the study completes.")) -> None:
-    """Run a whole study: every cycle of every paradigm and arm, resuming from existing files.
+    """Run a whole study: every cycle of every paradigm and arm (and seed), resuming from existing files.
 
     Examples:
 
     \b
       collapse-diffusion run configs/digits.yaml
+      collapse-diffusion run configs/digits.yaml --run-dir runs/digits_seeds --seeds 0,1,2
       collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
       collapse-diffusion run configs/mnist.yaml --set data.root=~/data
     """
     from .runs import open_studies, run_studies
-    cfg = _cfg(config, overrides)
+    cfg = _cfg(config, list(overrides) + ([f"study.seeds=[{seeds}]"] if seeds else []))
     root = run_dir or Path("runs") / config.stem
     path = run_studies(open_studies(root, cfg), root)
     typer.echo(f"wrote {path}")

@@ -68,8 +68,7 @@ def test_phase_command_end_to_end_and_resume(tmp_path, tiny_config, cli):
 def test_replicate_seeds_equal_single_seed_runs_whatever_the_workers(tmp_path, tiny_config, cli):
     common = ["--set", "study.cycles=2", "--set", "study.paradigms=[replace]",
               "--set", "study.arms=[{name: vanilla, selector: random}, {name: greedy, selector: greedy}]"]
-    cli("run", tiny_config, "--run-dir", tmp_path / "multi", "--set", "study.seeds=[0,1]",
-        "--set", "study.workers=2", *common)
+    cli("run", tiny_config, "--run-dir", tmp_path / "multi", "--seeds", "0,1", "--set", "study.workers=2", *common)
     cli("run", tiny_config, "--run-dir", tmp_path / "one", "--set", "seed=1", *common)
     multi = [json.loads(x) for x in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
     one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
