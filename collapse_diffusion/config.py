@@ -276,7 +276,7 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(cfg.sample.sampler == "ddpm" or cfg.sample.steps >= 1, "sample.steps must be >= 1 for ddim")
     s = cfg.study
     need(s.cycles >= 1, "study.cycles must be >= 1")
-    need(s.workers >= 0, "study.workers must be >= 0 (0 = one per CPU core)")
+    need(s.workers >= 0, "study.workers must be >= 0 (0 = up to two per CPU core)")
     need(len(set(s.seeds)) == len(s.seeds) and all(x >= 0 for x in s.seeds), "study.seeds: non-negative, each once")
     need(math.isfinite(s.oversample), f"study.oversample must be a finite number, got {s.oversample}")
     need(len(s.paradigms) >= 1 and len(set(s.paradigms)) == len(s.paradigms), "study.paradigms: list each once")

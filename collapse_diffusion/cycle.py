@@ -30,6 +30,7 @@ from .data import ImageSet, load_npz
 from .evaluate import evaluate_sets
 from .features import Extractor, get_extractor
 from .io import atomic_save_npz, atomic_write_json, read_json
+from .layout import cycle_path
 from .paradigms import next_training_set
 from .plots import nn_pairs_figure, savefig
 from .sample import generate, save_grid
@@ -52,11 +53,6 @@ def derive_seed(seed: int, cycle: int, stage: str, arm: str = "") -> int:
     """Seed of one (cycle, stage, arm): arms share training and sampling seeds (common random numbers)."""
     return int(np.random.SeedSequence([seed, cycle, zlib.crc32(stage.encode()), zlib.crc32(arm.encode())])
                .generate_state(1)[0])
-
-
-def cycle_path(root: Path, paradigm: str, arm: str, cycle: int) -> Path:
-    """Where a cycle's files are; cycle 1 is shared by every paradigm and arm."""
-    return Path(root) / "shared" / "cycle_01" if cycle == 1 else Path(root) / paradigm / arm / f"cycle_{cycle:02d}"
 
 
 @dataclass

@@ -11,8 +11,8 @@ from .errors import UserError
 from .findings import findings_lines, summary_table
 from .io import atomic_write_text
 from .plots import savefig
-from .results import (METRICS, figure_grids, figure_gs_vs_entropy, figure_gs_vs_trace, figure_metric, figure_nn_pairs,
-                      load_rows, paradigms, seed_root, seeds)
+from .results import (METRICS, figure_grids, figure_gs_vs_entropy, figure_gs_vs_trace, figure_images, figure_metric,
+                      figure_nn_pairs, load_rows, paradigms, seed_root, seeds)
 
 
 def _ci(v) -> str:
@@ -96,9 +96,10 @@ def write_report(root: str | Path) -> Path:
     lines.append("")
     real = seed_root(root, rows) / "shared" / "cycle_01" / "train.npz"
     if real.exists():
-        from .data import load_npz
-        from .sample import save_grid
-        save_grid(load_npz(real).images[:64], plots / "real.png", nrow=8)
+        import numpy as np
+        with np.load(real) as z:
+            savefig(figure_images(z["images"][:64], f"the real training set D_1 ({min(64, len(z['images']))} images)"),
+                    plots / "real.png")
         lines += ["Real training images D_1:", "", "![real D_1](plots/real.png)", ""]
     for p in paradigms(rows):
         lines += [f"## {p}", ""]

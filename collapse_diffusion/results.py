@@ -182,7 +182,7 @@ def seed_root(run: Path, rows: list[dict]) -> Path:
 def figure_grids(run: Path, rows: list[dict], paradigm: str, picture: str = "samples.png"):
     """Arms x cycles of a per-cycle picture (sample grids, or nn.png) of one paradigm, first seed."""
     from matplotlib.image import imread
-    from .cycle import cycle_path
+    from .layout import cycle_path
     first = seeds(rows)[0]
     sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
     arm_names = list(dict.fromkeys(r["arm"] for r in sub))
@@ -260,7 +260,7 @@ def figure_phase_samples(root: Path, rows: list[dict]):
 def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
     """Per arm, at the first and the last cycle: the ``pairs`` samples with the lowest lineage-aware
     NN1/NN2 ratio, each above its nearest training image, the ratio printed under the pair."""
-    from .cycle import cycle_path
+    from .layout import cycle_path
     from .plots import _show
     first = seeds(rows)[0]
     sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
@@ -289,4 +289,17 @@ def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
     fig.suptitle(f"{paradigm} (seed {first}): the {pairs} samples closest to a copy, over their nearest training "
                  f"image;\nlineage-aware NN1/NN2 ratio under each pair, red when < 1/3 (a copy)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def figure_images(images: np.ndarray, title: str, ncol: int = 8):
+    """A grid of uint8 images (N, C, H, W), drawn with matplotlib (no torch needed)."""
+    from .plots import _show
+    rows = -(-len(images) // ncol)
+    fig, axes = plt.subplots(rows, ncol, figsize=(0.55 * ncol, 0.55 * rows + 0.3), squeeze=False)
+    for ax, img in zip(axes.ravel(), images):
+        _show(ax, img)
+    for ax in axes.ravel()[len(images):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=8)
     return fig

@@ -61,7 +61,7 @@ def block(name):
     return re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->", text, re.S).group(1)
 
 
-@pytest.mark.parametrize("run", ["digits", "digits_accumulate"])
+@pytest.mark.parametrize("run", ["digits", "digits_accumulate", "digits_seeds"])
 def test_readme_results_are_generated_from_the_shipped_metrics(run):
     """The README's result tables and findings are the generated text of docs/results/<run>.jsonl."""
     from collapse_diffusion.findings import findings_lines, summary_table
@@ -120,3 +120,12 @@ def test_readme_accumulate_prose_matches_the_shipped_numbers():
     for arm in ("greedy", "tdf"):
         assert abs(at(rows, arm, 5, "entropy_train") - at(rows, arm, 1, "entropy_train")) < 8
         assert at(rows, arm, 5, "fd") < at(rows, "vanilla", 5, "fd")
+
+
+def test_readme_replicate_prose_matches_the_shipped_numbers():
+    import json
+    rows = shipped("digits_seeds")
+    seed0 = [json.dumps({k: v for k, v in r.items() if k != "run"}, sort_keys=True) for r in rows if r["seed"] == 0]
+    assert seed0 == [json.dumps({k: v for k, v in r.items() if k != "run"}, sort_keys=True) for r in shipped("digits")]
+    fd = {r["seed"]: r["fd"] for r in rows if r["arm"] == "vanilla" and r["cycle"] == 5}
+    assert (round(fd[0]), round(fd[1])) == (43, 11)
