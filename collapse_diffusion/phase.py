@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .config import ArmConfig, ExperimentConfig
 from .cycle import Study
+from .errors import UserError
 from .io import atomic_write_text
 from .runs import _guard, open_study, run_studies
 
@@ -42,9 +44,19 @@ def cell_name(c: ExperimentConfig, presets: int) -> str:
 
 def open_phase(root: Path, cfg: ExperimentConfig) -> list[Study]:
     """Create or reopen RUN and one cell study per grid point; the FD classifier is shared."""
-    from .config import save_config
     root = Path(root)
     _guard(root, cfg, ignore=("data.n", "train.steps", "study"))  # each cell sets these itself
+    fresh = not root.exists()
+    try:
+        return _open_cells(root, cfg)
+    except UserError:
+        if fresh:  # a refused grid leaves nothing behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _open_cells(root: Path, cfg: ExperimentConfig) -> list[Study]:
+    from .config import save_config
     presets = cfg.phase.presets or (cfg.model.preset,)
     configs = [cell_config(cfg, n, s, p) for p in presets for n in cfg.phase.n for s in cfg.phase.steps]
     shared = root / "extractor"

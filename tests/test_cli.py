@@ -30,9 +30,9 @@ def test_data_train_sample_evaluate_entropy(cli, tmp_path, monkeypatch):
     e = json.loads(cli("entropy", tmp_path / "g.npz", "--k", 2).stdout)
     assert e["n"] == 24 and e["d"] == 64 and e["k"] == 2 and e["space"] == "pixel 0-255"
     # the same model folder with another config is refused, and nothing written before changes
-    before = (tmp_path / "t" / "model" / "diffusion_pytorch_model.safetensors").read_bytes()
+    before = (tmp_path / "t" / "model" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert_user_error(cli("train", tmp_path / "t", *FAST, "--set", "seed=9", ok=False), "different config")
-    assert (tmp_path / "t" / "model" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    assert (tmp_path / "t" / "model" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
 
 
 def test_user_errors_are_one_line_exit_2(cli, tmp_path):

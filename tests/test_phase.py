@@ -49,6 +49,13 @@ def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
     assert "| 16 | 20 |" in text and (tmp_path / "plots" / "phase_memorization_rate.png").exists()
 
 
+def test_phase_with_an_impossible_size_leaves_nothing(tmp_path, tiny_config, cli):
+    from conftest import assert_user_error
+    r = cli("phase", tiny_config, "--run-dir", tmp_path / "ph", "--sizes", "16,5000", "--budgets", "2", ok=False)
+    assert_user_error(r, "5000", "data.n")
+    assert not (tmp_path / "ph").exists()
+
+
 @pytest.mark.slow
 def test_phase_command_end_to_end_and_resume(tmp_path, tiny_config, cli):
     sets = [a for f in FAST for a in ("--set", f)]
