@@ -29,6 +29,9 @@ METRICS = [
     ("trace_cov_train", None, "trace of covariance of D_n"),
 ]
 ARM_COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+# proportions in [0, 1]: drawn on a 0..1-based axis
+RATES = {"memorization_rate", "memorization_rate_lineage", "memorization_rate_real", "relative_copy_share",
+         "duplicate_share", "real_share"}
 
 
 def load_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
@@ -90,7 +93,7 @@ def figure_metric(rows: list[dict], key: str, ci: Optional[str], ylabel: str):
         if key == "real_share" and p == "accumulate-subsample":
             xs = np.arange(1, max(max(x) for x in c.values()) + 1)
             ax.plot(xs, 1.0 / xs, "k--", lw=1, label="1/n (equal share)")
-        if ("rate" in key or "share" in key) and v:
+        if key in RATES and v:
             top = max(max(vals) for vals in v.values())
             ax.set_ylim(-0.02, max(0.1, min(1.02, top * 1.15 + 0.02)) if top < 0.9 else 1.02)
         ax.set_title(p)
@@ -155,6 +158,7 @@ def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, y
                  f"(n = {stats['n']} distinct D_n)", fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -212,7 +216,7 @@ def figure_phase(rows: list[dict], key: str, title: str):
     presets = list(dict.fromkeys(r["preset"] for r in rows))
     fig, axes = plt.subplots(len(presets), len(cycles), figsize=(3.6 * len(cycles) + 0.8, 3.0 * len(presets)),
                              squeeze=False, layout="constrained")
-    rate = "rate" in key or "share" in key
+    rate = key in RATES
     for i, preset in enumerate(presets):
         for j, c in enumerate(cycles):
             ax = axes[i, j]

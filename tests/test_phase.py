@@ -124,3 +124,21 @@ def test_findings_are_computed_from_the_rows():
     assert below.held and "0.200 vs 0.500" in below.evidence
     ratio = next(f for k, f in by.items() if "1.2x" in k)
     assert ratio.held and "1.58x" in ratio.evidence
+
+
+def test_every_metric_plot_shows_its_data():
+    """Rates get a 0-based axis; other metrics (e.g. the entropy of G_n, ~300 nats) keep theirs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from collapse_diffusion.results import METRICS, figure_metric
+    rows = [row("replace", a, s, c, entropy_generated=300.0 - c, fd=float(c), memorization_rate_lineage=0.0,
+                relative_copy_share=0.1, duplicate_share=0.0, memorization_rate_real=0.0, mean_nn_train=400.0,
+                entropy_space="pixel")
+            for a, s in (("vanilla", "random"), ("greedy", "greedy")) for c in (1, 2, 3)]
+    for key, ci, label in METRICS:
+        if all(r.get(key) is not None for r in rows):
+            lo, hi = figure_metric(rows, key, ci, label).axes[0].get_ylim()
+            values = [r[key] for r in rows]
+            assert lo <= min(values) and max(values) <= hi, key
+            if key in ("memorization_rate", "memorization_rate_lineage"):
+                assert hi >= 0.1  # a flat zero is drawn on 0..0.1, not -0.04..0.04
