@@ -7,21 +7,16 @@ stage's total, count and mean, and the run's total (first to last stage, from fi
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from collapse_diffusion.layout import RunLayout
+from collapse_diffusion.report import stage_times
 
 
 def main(run: str) -> None:
     root = Path(run)
-    per: dict[str, list[float]] = {}
-    for path in sorted(root.rglob("timings.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                t = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            per.setdefault(t["stage"], []).append(t["seconds"])
+    per = stage_times(RunLayout(root))
     total = sum(sum(v) for v in per.values())
     for stage, v in sorted(per.items()):
         print(f"{stage:9s} total {sum(v):7.1f} s  count {len(v):3d}  mean {sum(v) / len(v):6.2f} s")

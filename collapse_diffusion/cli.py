@@ -90,12 +90,13 @@ def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers
     """
     from . import distributed
     from .data import load_real
+    from .config import claim_folder
     from .model import check_fits
     from .train import train as run_train
     cfg = _cfg(config, overrides)
     images = (_load_set(data_file) if data_file else load_real(cfg.data, cfg.seed)).images
     check_fits(cfg.model.preset, images.shape[-1])
-    _guard_config(out, cfg)
+    claim_folder(out, cfg)
     path = run_train(images, cfg.train, cfg.diffusion, cfg.model.preset, out, cfg.seed)
     if distributed.is_main():
         typer.echo(f"model written to {path}")
@@ -123,7 +124,7 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
         raise UserError(f"'{model}' is not a model folder (no model_index.json); pass OUT/model of a `train` run")
     if n < 1:
         raise UserError("--count must be at least 1")
-    images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device)
+    images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device, fast=cfg.train.fast)
     if distributed.is_main():
         _write_set(images, out, cfg)
 
@@ -149,6 +150,7 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
     from .data import load_real
     from .evaluate import check_shapes, evaluate_sets, summary_lines
     from .features import default_cache, get_extractor
+    from .layout import CycleFiles
     from .plots import nn_pairs_figure, savefig
     cfg = _cfg(config, overrides)
     gen, train_s = _load_set(generated), _load_set(train_set)
@@ -157,13 +159,15 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
     extractor = get_extractor(cfg.eval.extractor, _classifier_data(cfg), cfg.data.source, default_cache(),
                               cfg.eval.classifier_steps, cfg.seed, cfg.eval.inception_weights)
     metrics, arrays = evaluate_sets(gen, train_s, real_s, cfg.eval, cfg.seed, extractor)
-    metrics["inputs"] = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset")}
-    atomic_write_json(out / "metrics.json", metrics)
-    atomic_save_npz(out / "nn.npz", **arrays)
-    savefig(nn_pairs_figure(gen.images, train_s.images, arrays["ratios"], arrays["nn_index"]), out / "nn.png")
+    files = CycleFiles(out)
+    inputs = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset")}
+    atomic_write_json(files.metrics, {**metrics.to_dict(), "inputs": inputs})
+    atomic_save_npz(files.nn, **arrays)
+    picture = out / "nn.png"
+    savefig(nn_pairs_figure(gen.images, train_s.images, arrays["ratios"], arrays["nn_index"]), picture)
     save_config(cfg, out / "config.yaml")
     typer.echo("\n".join(summary_lines(metrics)))
-    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'nn.png'}")
+    typer.echo(f"wrote {files.metrics} and {picture}")
 
 
 @app.command()
@@ -198,10 +202,9 @@ def entropy(images: Path = typer.Argument(..., help="An image set (.npz)."),
 
 
 def _classifier_data(cfg: ExperimentConfig):
-    """Every image of the configured source, fitted: what the classifier extractor trains on."""
-    from .data import fit_images, load_source, ImageSet
-    full = load_source(cfg.data)
-    return ImageSet(fit_images(full.images, cfg.data.fit, cfg.data.resolution), full.labels, full.provenance)
+    """What the classifier extractor trains on: the same seeded pool a study's classifier uses."""
+    from .data import extractor_pool
+    return extractor_pool(cfg.data, cfg.seed)
 
 
 @app.command()
@@ -220,7 +223,8 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
       collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
       collapse-diffusion run configs/mnist.yaml --set data.root=~/data
     """
-    from .runs import open_studies, run_studies
+    from .driver import run_studies
+    from .study import open_studies
     cfg = _cfg(config, list(overrides) + ([f"study.seeds=[{seeds}]"] if seeds else []))
     root = run_dir or Path("runs") / config.stem
     path = run_studies(open_studies(root, cfg), root)
@@ -273,7 +277,8 @@ def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `
       collapse-diffusion cycle runs/digits replace/greedy 1
       collapse-diffusion cycle runs/digits accumulate-subsample/tdf 2
     """
-    from .runs import cycle_command, open_study
+    from .driver import cycle_command
+    from .study import open_study
     study = open_study(run_dir)
     from . import distributed
     distributed.init(distributed.local_device(study.cfg.train.device))
@@ -292,7 +297,7 @@ def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
     \b
       collapse-diffusion init configs/digits.yaml --run-dir runs/digits
     """
-    from .runs import open_study
+    from .study import open_study
     cfg = _cfg(config, overrides)
     root = run_dir or Path("runs") / config.stem
     open_study(root, cfg)
@@ -319,16 +324,6 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
     save_grid(images.images, out.with_suffix(".png"))
     save_config(cfg, out.with_suffix(".config.yaml"))
     typer.echo(f"wrote {len(images)} images to {out} and {out.with_suffix('.png')}")
-
-
-def _guard_config(out: Path, cfg: ExperimentConfig) -> None:
-    """Refuse to resume a folder that was started with a different config; save it otherwise."""
-    from . import distributed
-    from .config import check_same_config
-    saved = out / "config.yaml"
-    check_same_config(saved, cfg, str(out))
-    if not saved.exists() and distributed.is_main():
-        save_config(cfg, saved)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -23,7 +23,8 @@ Fit = Literal["none", "pad", "resize"]
 Preset = Literal["digits-tiny", "mnist-small", "unet48"]
 Sampler = Literal["ddpm", "ddim"]
 Paradigm = Literal["replace", "accumulate-subsample", "accumulate", "fresh"]
-SelectorName = Literal["random", "greedy", "tdf", "all"]
+SelectorName = Literal["random", "greedy", "tdf", "all", "klprune", "memfilter", "selfverify"]
+BaseSelector = Literal["random", "greedy", "tdf", "klprune"]
 Space = Literal["pixel", "feature"]
 Extractor = Literal["auto", "classifier", "inception"]
 
@@ -90,12 +91,29 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ProvenanceConfig:
+    """A simulated detector of generated images (a watermark check), run on the pool before selection."""
+    recall: float = 0.8              # share of generated images it flags
+    false_positive: float = 0.05     # share of real images it flags
+
+
+@dataclass(frozen=True)
 class ArmConfig:
+    """One arm: how D_{n+1} is chosen from the pool (docs/method.md §3, §9)."""
     name: str = "vanilla"
     selector: SelectorName = "random"
     space: Space = "pixel"
     tau0: float = 2000.0             # TDF starting threshold, in the space's units (pixels 0-255)
     alpha: float = 0.95              # TDF decay
+    base: BaseSelector = "random"    # memfilter / selfverify: the selector that picks N among the survivors
+    filter_against: Literal["current", "all"] = "current"  # memfilter: score against D_n, or every D_1..D_n
+    prune_with_train: bool = False   # klprune: D_n counts as neighbours too
+    verify: Literal["top", "reject"] = "top"  # selfverify: keep the N most confident, or reject a fraction
+    reject_fraction: float = 0.5     # selfverify reject: the least confident share dropped before `base`
+    verify_timesteps: int = 10       # selfverify: evenly spaced timesteps of the denoising score
+    verify_noise: int = 2            # selfverify: fixed noise draws per timestep
+    real_anchor: int = 0             # m real images of D_1 kept in every training set (0 = off)
+    provenance: Optional[ProvenanceConfig] = None  # simulated detector filter; None = off
 
 
 @dataclass(frozen=True)
@@ -293,6 +311,12 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(ph.cycles >= 1, "phase.cycles must be >= 1")
     for a in s.arms:
         need(a.tau0 > 0 and 0 < a.alpha < 1, f"arm '{a.name}': tdf needs tau0 > 0 and 0 < alpha < 1")
+        need(0 <= a.real_anchor < cfg.data.n, f"arm '{a.name}': real_anchor must be between 0 and data.n - 1")
+        need(0 < a.reject_fraction < 1 and a.verify_timesteps >= 1 and a.verify_noise >= 1,
+             f"arm '{a.name}': selfverify needs 0 < reject_fraction < 1, verify_timesteps and verify_noise >= 1")
+        if a.provenance is not None:
+            need(0 <= a.provenance.recall <= 1 and 0 <= a.provenance.false_positive < 1,
+                 f"arm '{a.name}': provenance needs recall in [0, 1] and false_positive in [0, 1)")
 
 
 def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -321,6 +345,18 @@ def check_same_config(saved: Path, cfg: ExperimentConfig, what: str, ignore: tup
             raise UserError(f"'{what}' was started with a different config ({saved}; differs in "
                             f"{', '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}); pass the same config or "
                             f"choose a new folder")
+
+
+def claim_folder(folder: Path, cfg: ExperimentConfig, ignore: tuple[str, ...] = (), save: bool = True) -> None:
+    """The guard of every output folder (a model, a run, a phase diagram): refuse one started with
+    another config (:func:`check_same_config`), else record ``cfg`` there (rank 0) when ``save``."""
+    from .layout import RunLayout
+    saved = RunLayout(folder).config
+    check_same_config(saved, cfg, str(folder), ignore)
+    if save and not saved.exists():
+        from .distributed import is_main
+        if is_main():
+            save_config(cfg, saved)
 
 
 def save_config(cfg: ExperimentConfig, path: Path) -> None:

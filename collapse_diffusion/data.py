@@ -244,6 +244,21 @@ def fit_images(images: np.ndarray, fit: str, resolution: int | None) -> np.ndarr
     return x.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def fit_set(s: ImageSet, cfg: DataConfig) -> ImageSet:
+    """``s`` with its images brought to the configured resolution (labels and provenance kept)."""
+    return ImageSet(fit_images(s.images, cfg.fit, cfg.resolution), s.labels, s.provenance)
+
+
+EXTRACTOR_IMAGES = 20000  # cap on the FD classifier's training pool
+
+
+def extractor_pool(cfg: DataConfig, seed: int) -> ImageSet:
+    """The labelled real images the FD classifier trains on: the first EXTRACTOR_IMAGES of a seeded
+    class-balanced order of the whole source, fitted. The CLI and a study use the same pool."""
+    full = load_source(cfg)
+    return fit_set(full.take(balanced_order(full.labels, seed + 1)[:EXTRACTOR_IMAGES]), cfg)
+
+
 def load_real(cfg: DataConfig, seed: int, n: int | None = None) -> ImageSet:
     """The first ``n`` (default ``cfg.n``) images of the seeded class-balanced order, fitted.
 
@@ -253,5 +268,4 @@ def load_real(cfg: DataConfig, seed: int, n: int | None = None) -> ImageSet:
     n = cfg.n if n is None else n
     if n > len(full):
         raise UserError(f"asked for {n} images but {cfg.source} has only {len(full)}; lower data.n")
-    chosen = full.take(balanced_order(full.labels, seed)[:n])
-    return ImageSet(fit_images(chosen.images, cfg.fit, cfg.resolution), chosen.labels, chosen.provenance)
+    return fit_set(full.take(balanced_order(full.labels, seed)[:n]), cfg)

@@ -25,8 +25,9 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def main_first(fn, *args, **kwargs):
-    """Run ``fn`` on rank 0 only (file-writing, single-process stages); the others wait for it."""
+def run_on_main(fn, *args, **kwargs):
+    """Run ``fn`` on rank 0 only (file-writing, single-process stages) while the others wait at a
+    barrier; rank 0 gets ``fn``'s result, the others None."""
     result = fn(*args, **kwargs) if is_main() else None
     barrier()
     return result
@@ -81,6 +82,26 @@ def cpu_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def fast_kernels(requested: bool | None, device: torch.device) -> bool:
+    """Whether a stage uses the fast CUDA path (bf16 autocast, TF32, fused or compiled kernels): the
+    config's ``train.fast`` when set, else on for CUDA; never on CPU. Training and sampling both ask
+    here, so ``train.fast=false`` is an fp32 run end to end."""
+    return device.type == "cuda" and (True if requested is None else bool(requested))
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 matmuls and convolutions for the scope of one stage; the previous flags come back after
+    (the exact kNN later in the same process must not inherit them)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if enabled:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def show_progress() -> bool:

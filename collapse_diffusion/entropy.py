@@ -14,7 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .knn import knn
+from .records import Col, Record, detail, metric
+
+
+@dataclass(frozen=True)
+class EntropyStats(Record):
+    """The estimate with everything it is comparable under (n, d, k, space), as stored in metrics.json."""
+    nats: float = metric("KL entropy (nats)", fmt=".1f", n="n", columns={
+        "train_set": Col("entropy_train", "KL entropy of D_n (nats, pixels)", "H(D_n)", rank=True),
+        "generated_set": Col("entropy_generated", "KL entropy of G_n (its first |D_n| images; nats, pixels)", "H(G_n)")})
+    n: int = detail("points")
+    d: int = detail("dimension")
+    k: int = detail("k")
+    space: str = detail("space")
+    zero_distances: int = detail("zero distances (exact duplicates)")
+    floor: float = detail("distance floor")
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,11 @@ class Entropy:
     floor: float
     log_eps: np.ndarray = field(repr=False)  # (n,) per-sample log eps_k: the natural per-image score
 
+    def stats(self) -> EntropyStats:
+        return EntropyStats(self.nats, self.n, self.d, self.k, self.space, self.zero_distances, self.floor)
+
     def summary(self) -> dict:
-        return {"nats": self.nats, "n": self.n, "d": self.d, "k": self.k, "space": self.space,
-                "zero_distances": self.zero_distances, "floor": self.floor}
+        return self.stats().to_dict()
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -44,6 +60,7 @@ def kl_entropy(x: np.ndarray, k: int = 1, space: str = "pixel 0-255", floor: flo
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     if len(x) <= k:
         raise ValueError(f"the KL estimator with k={k} needs more than {k} points, got {len(x)}")
+    from .knn import knn
     return kl_from_distances(knn(x, None, k=k, device=device).dist[:, k - 1], x.shape[1], k, space, floor)
 
 

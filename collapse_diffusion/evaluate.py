@@ -8,31 +8,64 @@ lineage need.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from .config import EvalConfig
-from .data import ImageSet
-from .entropy import kl_from_distances
+from .entropy import EntropyStats
 from .errors import UserError
-from .features import Extractor
-from .fid import fd_report
-from .knn import knn
-from .metrics import nn_report, trace_cov
+from .fid import FDReport
+from .metrics import NNReport, trace_cov
+from .records import Col, Record, detail, format_value, metric
+
+if TYPE_CHECKING:
+    from .data import ImageSet
+    from .features import Extractor
 
 PIXEL_SPACE = "pixel 0-255"
 PER_SAMPLE = ("ratios", "ratios_lineage", "nn_index", "nn_dist")
+TRAIN_SET, GENERATED_SET = "train_set", "generated_set"
 
 
-def set_stats(s: ImageSet, k: int) -> dict:
+@dataclass(frozen=True)
+class SetStats(Record):
+    """Statistics of one image set: its entropy (§2), spread and real share."""
+    n: int = detail("images", columns={TRAIN_SET: Col("n_train", "training images")})
+    entropy: EntropyStats = detail("KL entropy")
+    trace_cov: float = metric("trace of covariance", fmt=".4g", n="n", columns={
+        TRAIN_SET: Col("trace_cov_train", "trace of covariance of D_n", "tr cov D_n"),
+        GENERATED_SET: Col("trace_cov_generated", "trace of covariance of G_n", plot=False)})
+    mean_nn_distance: float = metric("mean 1-NN distance (pixel L2)", fmt=".1f", n="n", columns={
+        TRAIN_SET: Col("mean_nn_train", "mean 1-NN distance inside D_n (pixel L2)", "mean 1-NN D_n")})
+    real_share: float = metric("real share", rate=True, n="n", columns={
+        TRAIN_SET: Col("real_share", "real share of D_n", "real share", rank=True)})
+
+
+@dataclass(frozen=True)
+class CycleMetrics(Record):
+    """Everything the evaluation stage measures of one generated set: the content of metrics.json."""
+    space: str = detail("space of NN metrics and entropies", columns={"": Col("entropy_space", "pixel space")})
+    train_set: SetStats = detail("training set D_n")
+    generated_set: SetStats = detail("generated set G_n (first |D_n| images)")
+    vs_train: NNReport = detail("generated vs training set")
+    vs_real: Optional[NNReport] = detail("generated vs real set R", default=None)
+    fd: Optional[FDReport] = detail("Fréchet distance", default=None)
+    cycle: Optional[int] = field(default=None)
+    inputs: Optional[dict] = field(default=None)
+
+
+def set_stats(s: "ImageSet", k: int) -> SetStats:
     """Entropy (§2), trace of covariance, mean 1-NN distance and real share of one image set,
     the entropy and the 1-NN distances from one kNN search."""
+    from .entropy import kl_from_distances
+    from .knn import knn
     x = s.flat()
     nb = knn(x, None, k=k)
     entropy = kl_from_distances(nb.dist[:, k - 1], x.shape[1], k, PIXEL_SPACE)
-    return {"n": len(s), "entropy": entropy.summary(), "trace_cov": trace_cov(x),
-            "mean_nn_distance": float(nb.dist[:, 0].mean()), "real_share": s.real_share}
+    return SetStats(n=len(s), entropy=entropy.stats(), trace_cov=trace_cov(x),
+                    mean_nn_distance=float(nb.dist[:, 0].mean()), real_share=s.real_share)
 
 
 def check_shapes(**sets: Optional[ImageSet]) -> None:
@@ -48,73 +81,67 @@ def check_sizes(gen: ImageSet, train: ImageSet) -> None:
                         f"{len(train)}; generate more images (--count) or pass a larger training set")
 
 
-def sample_roots(report: dict, gen: ImageSet, train_roots: np.ndarray, threshold: float) -> np.ndarray:
+def sample_roots(arrays: dict, gen: ImageSet, train_roots: np.ndarray, threshold: float) -> np.ndarray:
     """(m, 2) lineage root of each generated image (docs/method.md §7): a copy (lineage-aware 1/3
     rule) inherits the root of its nearest training image; any other sample starts its own lineage."""
-    copy = report["ratios_lineage"] < threshold
-    return np.where(copy[:, None], train_roots[report["nn_index"][:, 0]], gen.provenance)
+    copy = arrays["ratios_lineage"] < threshold
+    return np.where(copy[:, None], train_roots[arrays["nn_index"][:, 0]], gen.provenance)
 
 
 def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg: EvalConfig, seed: int,
-                  extractor: Optional[Extractor] = None, real_features: Optional[np.ndarray] = None,
-                  train_roots: Optional[np.ndarray] = None) -> tuple[dict, dict]:
+                  extractor: Optional["Extractor"] = None, real_features: Optional[np.ndarray] = None,
+                  train_roots: Optional[np.ndarray] = None) -> tuple[CycleMetrics, dict]:
     """(metrics, arrays) of ``gen`` against ``train`` and ``real`` (docs/method.md §4, §7).
 
     NN metrics use every generated image; the entropy of G_n uses its first |D_n| images, so that
     H(G_n) and H(D_n) are estimated at equal n. ``train_roots`` (n, 2): lineage roots of D_n
     (default: the provenance, every image its own lineage).
     """
+    from .fid import fd_report
+    from .metrics import nn_report
     check_shapes(generated=gen, train=train, real=real)
     check_sizes(gen, train)
     roots = train.provenance if train_roots is None else train_roots
     g = gen.flat()
-    vs_train = nn_report(g, train.flat(), cfg.memorization_threshold, roots)
-    arrays = {k: vs_train.pop(k) for k in PER_SAMPLE}
+    vs_train, arrays = nn_report(g, train.flat(), cfg.memorization_threshold, roots)
     arrays["root"] = sample_roots(arrays, gen, roots, cfg.memorization_threshold)
-    out = {"space": f"{PIXEL_SPACE} (d={g.shape[1]})", "vs_train": vs_train,
-           "train_set": set_stats(train, cfg.entropy_k),
-           "generated_set": set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k)}
+    vs_real = fd = None
     if real is not None and len(real) >= 2:
-        vs_real = nn_report(g, real.flat(), cfg.memorization_threshold)
-        for k in PER_SAMPLE:
-            arrays[f"real_{k}"] = vs_real.pop(k)
-        out["vs_real"] = vs_real
+        vs_real, real_arrays = nn_report(g, real.flat(), cfg.memorization_threshold)
+        arrays.update({f"real_{k}": v for k, v in real_arrays.items()})
     if extractor is not None:
         feats = real_features if real_features is not None else extractor(real.images)
-        out["fd"] = fd_report(extractor, feats, gen.images, cfg.bootstrap, seed)
-    return out, arrays
+        fd = fd_report(extractor, feats, gen.images, cfg.bootstrap, seed)
+    metrics = CycleMetrics(space=f"{PIXEL_SPACE} (d={g.shape[1]})", train_set=set_stats(train, cfg.entropy_k),
+                           generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k),
+                           vs_train=vs_train, vs_real=vs_real, fd=fd)
+    return metrics, arrays
 
 
-def summary_lines(m: dict) -> list[str]:
-    """Human-readable lines: every figure with its sample counts and its space."""
-    t = m["vs_train"]
-    lines = [f"space: {m['space']}",
-             f"memorization rate vs train: {t['memorization_rate']:.3f} {_ci(t['memorization_ci95'])} "
-             f"(NN1/NN2 < {t['threshold']:.3f}; {t['n_generated']} generated vs {t['n_reference']} train; "
-             f"{t['exact_copies']} exact copies; Clopper-Pearson 95%)",
-             f"lineage-aware memorization rate: {t['memorization_rate_lineage']:.3f} "
-             f"{_ci(t['memorization_lineage_ci95'])} (duplicate share of train {t['duplicate_share']:.3f})",
-             f"relative NN distance < {t['threshold']:.3f}: {t['relative_copy_share']:.3f} "
-             f"{_ci(t['relative_copy_ci95'])}; median {t['relative_nn_median']:.3f}",
-             f"generalization score (mean NN distance to train): {t['generalization_score']:.2f}"]
-    if "vs_real" in m:
-        r = m["vs_real"]
-        lines.append(f"memorization rate vs real: {r['memorization_rate']:.3f} {_ci(r['memorization_ci95'])} "
-                     f"({r['n_generated']} generated vs {r['n_reference']} real)")
-    for name in ("train_set", "generated_set"):
-        s = m[name]
-        e = s["entropy"]
-        lines.append(f"{name}: KL entropy {e['nats']:.2f} nats (k={e['k']}, n={e['n']}, d={e['d']}, {e['space']}, "
-                     f"{e['zero_distances']} zero distances); trace cov {s['trace_cov']:.4g}; "
-                     f"mean 1-NN {s['mean_nn_distance']:.2f}; real share {s['real_share']:.3f}")
-    if "fd" in m:
-        f = m["fd"]
-        acc = f.get("classifier_accuracy")
-        lines.append(f"{f['label']}: {f['value']:.3f} {_ci(f['ci95'])} ({f['n_generated']} generated vs "
-                     f"{f['n_real']} real, {f['feature_dim']}-d {f['extractor']} features"
-                     + (f", classifier held-out accuracy {acc:.3f}" if acc is not None else "") + ")")
+def summary_lines(m: CycleMetrics) -> list[str]:
+    """Human-readable lines, one per part of ``m``: every metric field with its interval and sample
+    count, then the part's counts and settings (the records' metadata decide what is shown)."""
+    lines = [f"space: {m.space}"]
+    for f in fields(m):
+        part = getattr(m, f.name)
+        if isinstance(part, Record):
+            lines.append(f"{f.metadata.get('label') or f.name}: " + "; ".join(_describe(part)))
     return lines
 
 
-def _ci(v) -> str:
-    return f"[95% CI {v[0]:.3f}, {v[1]:.3f}]"
+def _describe(r: Record) -> list[str]:
+    out, details = [], []
+    for f in fields(r):
+        value, meta = getattr(r, f.name), f.metadata
+        if isinstance(value, Record):
+            out += [f"{meta.get('label') or f.name} " + ", ".join(_describe(value))]
+        elif meta.get("detail"):
+            if meta.get("label") and not isinstance(value, (dict, tuple, list)) and value is not None:
+                details.append(f"{meta['label']} {value}")
+        elif "label" in meta:
+            ci = getattr(r, meta["ci"]) if meta.get("ci") else None
+            ns = meta.get("n") or ()
+            n = ", ".join(f"{k.replace('_', ' ')}={getattr(r, k)}" for k in ((ns,) if isinstance(ns, str) else ns))
+            n = f" ({n})" if n else ""
+            out.append(f"{meta['label']} {format_value(value, meta['fmt'], ci)}{n}")
+    return out + details

@@ -28,6 +28,18 @@ def triton_available() -> bool:
     return triton is not None and (INTERPRET or torch.cuda.is_available())
 
 
+def use_triton(device: torch.device, backend: str = "auto") -> bool:
+    """Whether a kNN or selection kernel runs in Triton: ``triton`` forces it (an error when it cannot
+    run), ``torch`` never, ``auto`` on CUDA when Triton is importable."""
+    if backend == "torch":
+        return False
+    if backend == "triton":
+        if not triton_available():
+            raise RuntimeError("backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1)")
+        return True
+    return device.type == "cuda" and triton_available()
+
+
 if triton is not None:
     @triton.jit
     def _knn_topm_kernel(Q, R, RN, OUT_I, nq, nr, d, stride_q, stride_r, SAME: tl.constexpr,

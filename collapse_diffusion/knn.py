@@ -56,21 +56,13 @@ def knn(query: np.ndarray | torch.Tensor, ref: Optional[np.ndarray | torch.Tenso
     centre = r.mean(0, keepdim=True)
     q, r = q - centre, (q - centre if same else r - centre)
     m = min(k + refine, available)
-    if _use_triton(backend, device) and m <= 16:
+    from .kernels import use_triton
+    if use_triton(device, backend) and m <= 16:
         from .kernels import knn_candidates_triton
         cand = knn_candidates_triton(q, r, m, same)
     else:
         cand = _candidates(q, r, m, same)
     return _refine(q, r, cand, k)
-
-
-def _use_triton(backend: str, device: torch.device) -> bool:
-    if backend == "torch":
-        return False
-    if backend == "triton":
-        return True
-    from .kernels import triton_available
-    return device.type == "cuda" and triton_available()
 
 
 def _candidates(q: torch.Tensor, r: torch.Tensor, m: int, same: bool) -> torch.Tensor:

@@ -44,14 +44,31 @@ def real_pool_size(n: int, cycles: int, paradigms: tuple[str, ...], fraction: fl
     return n + ((cycles - 1) * fresh_count(n, fraction) if "fresh" in paradigms else 0)
 
 
+def equal_shares_arm(arm: ArmConfig) -> bool:
+    """Whether accumulate-subsample takes an equal share of each source (vanilla, no pool filter)."""
+    return arm.selector in ("random", "all") and arm.provenance is None
+
+
 def next_training_set(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
                       generated: list[ImageSet], n: int, cycle: int, oversample: float, fresh_fraction: float,
                       rng: np.random.Generator) -> ImageSet:
     """D_{cycle+1} from D_cycle (``current``) and G_1..G_cycle (``generated``, candidates of each cycle).
 
     ``real_pool`` holds R = D_1 in its first N rows and, under fresh, the unused real images after.
+    With ``arm.real_anchor = m`` the first m images of R are in every training set and the paradigm
+    fills the other size - m (accumulate keeps all of D_1 anyway).
     """
     size = target_size(arm, n, oversample)
+    m = arm.real_anchor if paradigm != "accumulate" else 0
+    anchor = real_pool.take(np.arange(m))
+    rest = _build(paradigm, arm, choose, real_pool, current, generated, n, m, size - m, cycle, fresh_fraction, rng)
+    return ImageSet.concat([anchor, rest]) if m else rest
+
+
+def _build(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
+           generated: list[ImageSet], n: int, m: int, size: int, cycle: int, fresh_fraction: float,
+           rng: np.random.Generator) -> ImageSet:
+    """The training set without its anchors (``m`` real images already taken)."""
     latest = generated[-1]
     if paradigm == "replace":
         return _pick(arm, choose, latest, size, rng)
@@ -63,8 +80,8 @@ def next_training_set(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool:
         new_real = real_pool.take(np.arange(start, start + k))
         return ImageSet.concat([new_real, _pick(arm, choose, latest, size - k, rng)])
     if paradigm == "accumulate-subsample":
-        sources = [real_pool.take(np.arange(n))] + generated
-        if arm.selector in ("random", "all"):
+        sources = [real_pool.take(np.arange(m, n))] + generated
+        if equal_shares_arm(arm):
             parts = [s.take(rng.choice(len(s), size=min(c, len(s)), replace=False))
                      for s, c in zip(sources, equal_shares(size, len(sources)))]
             return ImageSet.concat(parts)

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .config import ArmConfig, ExperimentConfig
-from .cycle import Study
+from .config import ArmConfig, ExperimentConfig, claim_folder
+from .driver import run_studies
 from .errors import UserError
 from .io import atomic_write_text
-from .runs import _guard, open_study, run_studies
+from .layout import RunLayout
+from .study import Study, open_study
 
-HEAT = (("memorization_rate_lineage", "lineage-aware memorization rate vs D_n"),
-        ("memorization_rate", "memorization rate vs D_n (1/3 rule)"),
-        ("generalization_score", "GS (pixel L2)"))
+HEAT = ("memorization_rate_lineage", "memorization_rate", "generalization_score")  # metrics.jsonl columns
 
 
 def cell_config(cfg: ExperimentConfig, n: int, steps: int, preset: str) -> ExperimentConfig:
@@ -45,7 +45,7 @@ def cell_name(c: ExperimentConfig, presets: int) -> str:
 def open_phase(root: Path, cfg: ExperimentConfig) -> list[Study]:
     """Create or reopen RUN and one cell study per grid point; the FD classifier is shared."""
     root = Path(root)
-    _guard(root, cfg, ignore=("data.n", "train.steps", "study"))  # each cell sets these itself
+    claim_folder(root, cfg, ignore=("data.n", "train.steps", "study"), save=False)  # each cell sets these itself
     fresh = not root.exists()
     try:
         return _open_cells(root, cfg)
@@ -56,20 +56,18 @@ def open_phase(root: Path, cfg: ExperimentConfig) -> list[Study]:
 
 
 def _open_cells(root: Path, cfg: ExperimentConfig) -> list[Study]:
-    from .config import save_config
+    layout = RunLayout(root)
     presets = cfg.phase.presets or (cfg.model.preset,)
     configs = [cell_config(cfg, n, s, p) for p in presets for n in cfg.phase.n for s in cfg.phase.steps]
-    shared = root / "extractor"
-    shared.mkdir(parents=True, exist_ok=True)
+    layout.extractor.mkdir(parents=True, exist_ok=True)
     studies = []
     for c in configs:
-        cell = root / "cells" / cell_name(c, len(presets))
-        cell.mkdir(parents=True, exist_ok=True)
-        if not (cell / "extractor").exists():
-            (cell / "extractor").symlink_to(Path("..") / ".." / "extractor", target_is_directory=True)
-        studies.append(open_study(cell, c))
-    if not (root / "config.yaml").exists():
-        save_config(cfg, root / "config.yaml")
+        cell = layout.cell(cell_name(c, len(presets)))
+        cell.root.mkdir(parents=True, exist_ok=True)
+        if not cell.extractor.exists():  # one FD classifier for every cell
+            cell.extractor.symlink_to(Path(os.path.relpath(layout.extractor, cell.root)), target_is_directory=True)
+        studies.append(open_study(cell.root, c))
+    claim_folder(root, cfg, ignore=("data.n", "train.steps", "study"))
     return studies
 
 
@@ -80,24 +78,23 @@ def run_phase(root: Path, cfg: ExperimentConfig) -> Path:
     return write_phase(root, studies)
 
 
-def _final_loss(d: Path) -> float | None:
-    log = d / "train_log.jsonl"
-    lines = log.read_text().splitlines() if log.exists() else []
+def _final_loss(path: Path) -> float | None:
+    lines = path.read_text().splitlines() if path.exists() else []
     return json.loads(lines[-1])["loss"] if lines else None
 
 
 def write_phase(root: Path, studies: list[Study]) -> Path:
     rows = []
     for s in studies:
-        for line in (s.root / "metrics.jsonl").read_text().splitlines():
+        for line in s.layout.metrics.read_text().splitlines():
             r = json.loads(line)
-            r["final_loss"] = _final_loss(s.cycle_dir("replace", "vanilla", r["cycle"]))
+            r["final_loss"] = _final_loss(s.files("replace", "vanilla", r["cycle"]).train_log)
             r["cell"] = s.root.name
             rows.append(r)
-    atomic_write_text(root / "phase.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    layout = RunLayout(root)
+    atomic_write_text(layout.phase_rows, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     from .report import write_phase_report
-    write_phase_report(root, rows)
-    return root / "phase.md"
+    return write_phase_report(root, rows)
 
 
 def grid(rows: list[dict], key: str, cycle: int, preset: str) -> tuple[list[int], list[int], np.ndarray]:
@@ -126,13 +123,14 @@ def cycles_table(rows: list[dict], keys: tuple[str, ...] = ("memorization_rate_l
                                                             "duplicate_share", "generalization_score",
                                                             "mean_nn_train")) -> list[str]:
     """Markdown: per cell, each metric cycle by cycle (the phase diagram followed along the loop)."""
+    from .rows import BY_NAME, RATES
     head = "| N | steps | metric | " + " | ".join(f"cycle {c}" for c in sorted({r["cycle"] for r in rows})) + " |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for cell in dict.fromkeys(r["cell"] for r in rows):
         sub = sorted((r for r in rows if r["cell"] == cell), key=lambda r: r["cycle"])
         for key in keys:
             vals = [r.get(key) for r in sub]
-            fmt = ".2f" if key in ("memorization_rate_lineage", "memorization_rate", "duplicate_share") else ".0f"
-            out.append(f"| {sub[0]['n']} | {sub[0]['steps']} | {key} | "
+            fmt = ".2f" if key in RATES else ".0f"
+            out.append(f"| {sub[0]['n']} | {sub[0]['steps']} | {BY_NAME[key].name} | "
                        + " | ".join("n/a" if x is None else format(x, fmt) for x in vals) + " |")
     return out

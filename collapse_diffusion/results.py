@@ -11,36 +11,22 @@ from typing import Iterable, Optional
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .layout import RunLayout
 from .plots import metric_lines
+from .rows import BY_NAME, PLOTTED, RATES, normalize
 
-# (column, interval column, axis label)
-METRICS = [
-    ("generalization_score", None, "GS: mean NN distance to D_n (pixel L2)"),
-    ("memorization_rate_lineage", "memorization_lineage_ci95", "lineage-aware memorization rate vs D_n"),
-    ("memorization_rate", "memorization_ci95", "memorization rate vs D_n (1/3 rule)"),
-    ("relative_copy_share", "relative_copy_ci95", "share with relative NN distance < 1/3"),
-    ("duplicate_share", None, "share of D_n in duplicate lineages"),
-    ("memorization_rate_real", "memorization_real_ci95", "memorization rate vs real R"),
-    ("entropy_train", None, "KL entropy of D_n (nats, pixels)"),
-    ("entropy_generated", None, "KL entropy of G_n (nats, pixels)"),
-    ("mean_nn_train", None, "mean 1-NN distance inside D_n (pixel L2)"),
-    ("fd", "fd_ci95", "FD / FID vs real"),
-    ("real_share", None, "real share of D_n"),
-    ("trace_cov_train", None, "trace of covariance of D_n"),
-]
+# (column, interval column, axis label) of every metric drawn against cycle: from the records' metadata
+METRICS = [(c.name, c.ci, c.label) for c in PLOTTED]
 ARM_COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-# proportions in [0, 1]: drawn on a 0..1-based axis
-RATES = {"memorization_rate", "memorization_rate_lineage", "memorization_rate_real", "relative_copy_share",
-         "duplicate_share", "real_share"}
 
 
 def load_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
-    """All metrics.jsonl rows of the given runs, each tagged with its run directory."""
+    """All metrics.jsonl rows of the given runs, each tagged with its run directory; every schema
+    column present (None where a run predates it)."""
     rows = []
     for run in run_dirs:
-        path = Path(run) / "metrics.jsonl"
-        for line in path.read_text().splitlines():
-            rows.append({**json.loads(line), "run": str(run)})
+        for line in RunLayout(run).metrics.read_text().splitlines():
+            rows.append(normalize({**json.loads(line), "run": str(run)}))
     return rows
 
 
@@ -168,25 +154,24 @@ def figure_scatter(rows: list[dict], x: str, y: str, log_y: bool, xlabel: str, y
 def figure_gs_vs_entropy(rows: list[dict]):
     """The paper's central plot (docs/method.md §5): ln(GS) against the KL entropy of D_n."""
     return figure_scatter(rows, "entropy_train", "generalization_score", True,
-                          "KL entropy of D_n (nats, pixel space)", "ln GS")
+                          BY_NAME["entropy_train"].label, "ln GS")
 
 
 def figure_gs_vs_trace(rows: list[dict]):
     """ln GS against the trace of the covariance of D_n, on the same footing as the entropy (§5)."""
     return figure_scatter(rows, "trace_cov_train", "generalization_score", True,
-                          "trace of covariance of D_n", "ln GS")
+                          BY_NAME["trace_cov_train"].label, "ln GS")
 
 
 def seed_root(run: Path, rows: list[dict]) -> Path:
     """The folder of the first seed's cycles: RUN itself, or RUN/seed_<s> for a replicated study."""
-    nested = Path(run) / f"seed_{seeds(rows)[0]}"
+    nested = RunLayout(run).seed(seeds(rows)[0]).root
     return nested if nested.is_dir() else Path(run)
 
 
 def figure_grids(run: Path, rows: list[dict], paradigm: str, picture: str = "samples.png"):
-    """Arms x cycles of a per-cycle picture (sample grids, or nn.png) of one paradigm, first seed."""
+    """Arms x cycles of a per-cycle picture (the sample grids) of one paradigm, first seed."""
     from matplotlib.image import imread
-    from .layout import cycle_path
     first = seeds(rows)[0]
     sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
     arm_names = list(dict.fromkeys(r["arm"] for r in sub))
@@ -197,7 +182,7 @@ def figure_grids(run: Path, rows: list[dict], paradigm: str, picture: str = "sam
         for j, c in enumerate(cycles):
             ax = axes[i, j]
             ax.axis("off")
-            path = cycle_path(run, paradigm, arm, c) / picture
+            path = RunLayout(run).cycle(paradigm, arm, c).dir / picture
             if path.exists():
                 ax.imshow(imread(path), cmap="gray", interpolation="nearest")
             if i == 0:
@@ -253,7 +238,7 @@ def figure_phase_samples(root: Path, rows: list[dict]):
             for j, s in enumerate(steps):
                 ax = axes[p_i * len(ns) + i, j]
                 ax.axis("off")
-                path = Path(root) / "cells" / cells.get((p, n, s), "?") / "shared" / "cycle_01" / "samples.png"
+                path = RunLayout(root).cell(cells.get((p, n, s), "?")).shared.samples_grid
                 if path.exists():
                     ax.imshow(imread(path), cmap="gray", interpolation="nearest")
                 ax.set_title(f"N={n}, {s} steps" + (f", {p}" if len(presets) > 1 else ""), fontsize=8)
@@ -264,7 +249,6 @@ def figure_phase_samples(root: Path, rows: list[dict]):
 def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
     """Per arm, at the first and the last cycle: the ``pairs`` samples with the lowest lineage-aware
     NN1/NN2 ratio, each above its nearest training image, the ratio printed under the pair."""
-    from .layout import cycle_path
     from .plots import _show
     first = seeds(rows)[0]
     sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
@@ -274,11 +258,11 @@ def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
                              figsize=(0.95 * pairs * len(cycles) + 0.8, 2.1 * len(arm_names)), squeeze=False)
     for i, arm in enumerate(arm_names):
         for j, c in enumerate(cycles):
-            d = cycle_path(run, paradigm, arm, c)
-            with np.load(d / "nn.npz") as z:
+            f = RunLayout(run).cycle(paradigm, arm, c)
+            with np.load(f.nn) as z:
                 ratios = z["ratios_lineage"] if "ratios_lineage" in z else z["ratios"]
                 nn = z["nn_index"][:, 0]
-            with np.load(d / "samples.npz") as g, np.load(d / "train.npz") as t:
+            with np.load(f.samples) as g, np.load(f.train) as t:
                 gen, train = g["images"], t["images"]
             for k, s in enumerate(np.argsort(ratios, kind="stable")[:pairs]):
                 top, bottom = axes[2 * i, j * pairs + k], axes[2 * i + 1, j * pairs + k]

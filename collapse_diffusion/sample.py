@@ -20,12 +20,13 @@ from .train import load_unet
 
 def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: DiffusionConfig,
              device: str = "auto", cycle: int = 1, fast: bool | None = None) -> ImageSet:
-    """Generate ``n`` images; provenance ``(cycle, i)``. On CUDA the step runs compiled, in bf16."""
+    """Generate ``n`` images; provenance ``(cycle, i)``. On CUDA the step runs compiled, in bf16,
+    unless ``fast`` is False (``train.fast=false``: fp32 throughout)."""
     dev = dist.local_device(device)
     dist.init(dev)
     unet = load_unet(Path(model_dir), dev)
     shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    fast = dev.type == "cuda" if fast is None else fast and dev.type == "cuda"
+    fast = dist.fast_kernels(fast, dev)
     model_fn = None
     if fast:
         compiled = torch.compile(unet, mode="reduce-overhead")

@@ -10,7 +10,11 @@ deterministic given its numpy Generator.
   accepted point exceeds tau (accepted points count at once); a pass that accepts nothing sets
   tau <- alpha tau; stop at N. Candidates are screened against the accepted set in blocks through
   the kNN engine; only the survivors of a block are compared with each other.
-Both raise the KL entropy of the selected set: they greedily maximise sum log of 1-NN distances.
+- klprune: entropy-score pruning, from the other side: remove, one at a time, the candidate closest
+  to its nearest remaining neighbour (optionally counting a reference set such as D_n as
+  neighbours) until N remain. Of a mutually nearest pair, the one whose second-nearest remaining
+  neighbour is closer goes. Only the points whose nearest neighbour was removed are searched again.
+All three raise the KL entropy of the selected set: they greedily maximise sum log of 1-NN distances.
 """
 from __future__ import annotations
 
@@ -30,29 +34,25 @@ def select_greedy(x: np.ndarray, n: int, rng: np.random.Generator, device=None) 
     """Farthest-point selection from a random start; ties go to the lowest index."""
     device = torch.device(device) if device is not None else default_device(x)
     xt = torch.as_tensor(x).reshape(len(x), -1).to(device=device, dtype=torch.float32).contiguous()
-    use_triton = _triton_ok(device)
+    from .kernels import use_triton
+    fused = use_triton(device)
     chosen = np.empty(n, np.int64)
     chosen[0] = rng.integers(len(xt))
     mind = torch.full((len(xt),), float("inf"), device=device)
     for i in range(1, n):
-        _min_update(xt, xt[chosen[i - 1]], mind, use_triton)
+        _min_update(xt, xt[chosen[i - 1]], mind, fused)
         mind[chosen[i - 1]] = -1.0  # selected points never win again
         chosen[i] = int(torch.argmax(mind))
     return chosen
 
 
-def _min_update(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor, use_triton: bool) -> None:
-    """mind <- min(mind, ||x_i - c||^2), from exact differences."""
-    if use_triton:
+def _min_update(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor, fused: bool) -> None:
+    """mind <- min(mind, ||x_i - c||^2), from exact differences (the Triton kernel when ``fused``)."""
+    if fused:
         from .kernels import min_update_triton
         min_update_triton(x, c.contiguous(), mind)
     else:
         torch.minimum(mind, (x - c).square().sum(1), out=mind)
-
-
-def _triton_ok(device: torch.device) -> bool:
-    from .kernels import triton_available
-    return device.type == "cuda" and triton_available()
 
 
 def select_tdf(x: np.ndarray, n: int, rng: np.random.Generator, tau0: float = 2000.0, alpha: float = 0.95,
@@ -99,12 +99,60 @@ def _mutually_far(x: np.ndarray, tau: float, limit: int) -> list[int]:
     return kept
 
 
-SELECTORS = ("random", "greedy", "tdf")
+def select_klprune(x: np.ndarray, n: int, ref: np.ndarray | None = None, device=None) -> np.ndarray:
+    """Entropy-score pruning of (|S|, D) ``x`` down to ``n`` indices (sorted); ``ref`` (m, D): fixed
+    neighbours that are never removed (D_n). Deterministic; no |S| x |S| matrix."""
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    alive = np.ones(len(x), bool)
+    fixed = (knn(x, np.asarray(ref, np.float32).reshape(len(ref), -1), k=1, device=device).dist[:, 0]
+             if ref is not None and len(ref) else np.full(len(x), np.inf))
+    d1, j1 = np.full(len(x), np.inf), np.full(len(x), -1)
+    if len(x) > 1:
+        nb = knn(x, None, k=1, device=device)
+        d1, j1 = nb.dist[:, 0].astype(np.float64), nb.idx[:, 0]
+    for _ in range(len(x) - n):
+        score = np.where(alive, np.minimum(d1, fixed), np.inf)
+        ties = np.flatnonzero(score <= score.min() * (1 + 1e-5) + 1e-6)  # a mutual pair, up to float error
+        out = ties[0] if len(ties) == 1 else ties[np.argmin(_second_nearest(x, ties, alive, fixed, device))]
+        alive[out] = False
+        stale = np.flatnonzero(alive & (j1 == out))  # their nearest remaining neighbour just left
+        if len(stale):
+            d1[stale], j1[stale] = _nearest_alive(x, stale, alive, device)
+    return np.flatnonzero(alive)
+
+
+def _nearest_alive(x: np.ndarray, rows: np.ndarray, alive: np.ndarray, device, rank: int = 0):
+    """(distance, index) of the (rank+1)-th nearest alive point of each of ``rows`` (themselves excluded)."""
+    others = np.flatnonzero(alive)
+    k = min(rank + 2, len(others))
+    if k <= rank or len(others) <= 1:
+        return np.full(len(rows), np.inf), np.full(len(rows), -1)
+    nb = knn(x[rows], x[others], k=k, device=device)
+    idx = others[nb.idx]
+    not_self = idx != rows[:, None]
+    order = np.argsort(~not_self, axis=1, kind="stable")[:, :rank + 1]  # self moved to the end
+    pick = order[:, rank]
+    valid = not_self[np.arange(len(rows)), pick]
+    dist = np.where(valid, nb.dist[np.arange(len(rows)), pick], np.inf)
+    return dist.astype(np.float64), np.where(valid, idx[np.arange(len(rows)), pick], -1)
+
+
+def _second_nearest(x: np.ndarray, rows: np.ndarray, alive: np.ndarray, fixed: np.ndarray, device) -> np.ndarray:
+    """The tie-break of klprune: each tied point's second-nearest distance among the alive points and
+    the fixed reference (the reference's nearest counts as one neighbour)."""
+    first, _ = _nearest_alive(x, rows, alive, device)
+    second, _ = _nearest_alive(x, rows, alive, device, rank=1)
+    f = fixed[rows]
+    return np.where(f <= first, first, np.minimum(second, f))
+
+
+SELECTORS = ("random", "greedy", "tdf", "klprune")
 
 
 def select(name: str, x: np.ndarray, n: int, rng: np.random.Generator, tau0: float = 2000.0,
-           alpha: float = 0.95, device=None) -> np.ndarray:
-    """Dispatch by selector name; ``x`` is (|S|, D) features, n <= |S|."""
+           alpha: float = 0.95, device=None, ref: np.ndarray | None = None) -> np.ndarray:
+    """Dispatch by selector name; ``x`` is (|S|, D) features, n <= |S|; ``ref``: klprune's fixed
+    neighbours."""
     if n > len(x):
         raise ValueError(f"cannot select {n} of {len(x)} candidates")
     if name == "random":
@@ -113,4 +161,6 @@ def select(name: str, x: np.ndarray, n: int, rng: np.random.Generator, tau0: flo
         return select_greedy(x, n, rng, device)
     if name == "tdf":
         return select_tdf(x, n, rng, tau0, alpha, device)
+    if name == "klprune":
+        return select_klprune(x, n, ref, device)
     raise ValueError(f"unknown selector '{name}' (choose from {', '.join(SELECTORS)})")

@@ -16,6 +16,7 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,11 +33,11 @@ from .data import to_model
 from .diffusion import diffusion_loss, make_scheduler
 from .errors import TrainingDiverged, UserError
 from .io import atomic_dir, atomic_write_text
+from .layout import CHECKPOINT, MODEL as FINAL
 from .noise import counter_normal
 from .model import build_unet
 
 log = logging.getLogger(__name__)
-FINAL, CHECKPOINT = "model", "checkpoint"
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -45,8 +46,19 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 def fast_path(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool]:
     """(fast kernels, torch.compile): explicit config values win, else on for CUDA only."""
-    cuda = device.type == "cuda"
-    return (cuda if cfg.fast is None else cfg.fast and cuda), (cuda if cfg.compile is None else cfg.compile)
+    compile_ = device.type == "cuda" if cfg.compile is None else cfg.compile
+    return dist.fast_kernels(cfg.fast, device), compile_
+
+
+@dataclass
+class TrainState:
+    """What the loop updates: the model it calls (maybe DDP-wrapped or compiled), the bare UNet whose
+    parameters it steps, the optimizer, the learning-rate schedule and the EMA of the weights."""
+    model: torch.nn.Module
+    unet: UNet2DModel
+    opt: torch.optim.Optimizer
+    lr_sched: torch.optim.lr_scheduler.LRScheduler
+    ema: EMAModel
 
 
 def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, step: int, log_rows: list) -> None:
@@ -83,7 +95,8 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
         return out / FINAL
     if len(images) < 1:
         raise UserError("the training set has no images; pass a non-empty image set (--data) or raise data.n")
-    with dist.cpu_threads(cfg.threads):
+    device = dist.local_device(cfg.device)
+    with dist.cpu_threads(cfg.threads), dist.tf32(fast_path(cfg, device)[0]):
         return _train(images, cfg, diff, preset, out, seed, on_step)
 
 
@@ -100,7 +113,6 @@ def _train(images, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Pa
     start, earlier = _load_checkpoint(out, unet, opt, sched, ema)
     ema.to(device)
     if fast:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         unet = unet.to(memory_format=torch.channels_last)
     model = unet
     if dist.world_size() > 1:
@@ -109,7 +121,8 @@ def _train(images, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Pa
         model = torch.compile(model)
     noise_sched = make_scheduler(diff)
     data = to_model(images).to(device)
-    losses = _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step, earlier)
+    state = TrainState(model, unet, opt, sched, ema)
+    losses = _loop(state, noise_sched, data, cfg, seed, start, out, fast, on_step, earlier)
     ema.copy_to(unet.parameters())
     if dist.is_main():
         atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in losses))
@@ -121,14 +134,14 @@ def _train(images, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Pa
     return out / FINAL
 
 
-def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out, fast, on_step,
-          rows: list[dict]) -> list[dict]:
+def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, seed: int, start: int, out: Path,
+          fast: bool, on_step: Optional[Callable[[int], None]], rows: list[dict]) -> list[dict]:
     """The training loop: one readable pass over steps ``start..cfg.steps``; ``rows`` is the log so far."""
     n, r, w = len(data), dist.rank(), dist.world_size()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.show_progress(),
                dynamic_ncols=True, mininterval=1.0)
     running, rows, t0, seen = torch.zeros((), device=data.device), list(rows), time.perf_counter(), 0
-    model.train()
+    st.model.train()
     for step in bar:
         g = step_generator(seed, step)
         idx = torch.randint(0, n, (cfg.batch_size,), generator=g)[r::w]
@@ -139,13 +152,13 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
         if fast:
             x0, noise = x0.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
         with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=fast):
-            loss = diffusion_loss(model, noise_sched, x0, noise, t.to(data.device))
-        opt.zero_grad(set_to_none=True)
+            loss = diffusion_loss(st.model, noise_sched, x0, noise, t.to(data.device))
+        st.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        ema.step(unet.parameters())
+        torch.nn.utils.clip_grad_norm_(st.unet.parameters(), cfg.grad_clip)
+        st.opt.step()
+        st.lr_sched.step()
+        st.ema.step(st.unet.parameters())
         running += loss.detach()
         seen += cfg.batch_size
         done = step + 1
@@ -154,11 +167,11 @@ def _loop(model, unet, opt, sched, ema, noise_sched, data, cfg, seed, start, out
             if not math.isfinite(mean):
                 raise TrainingDiverged(f"training loss became {mean} at step {done}; lower train.lr or check the data")
             rate = seen / (time.perf_counter() - t0)
-            rows.append({"step": done, "loss": mean, "lr": sched.get_last_lr()[0], "images_per_s": rate})
+            rows.append({"step": done, "loss": mean, "lr": st.lr_sched.get_last_lr()[0], "images_per_s": rate})
             bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{rate:.0f}")
             running.zero_()
         if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist.is_main():
-            _save_checkpoint(out, unet, opt, sched, ema, done, rows)
+            _save_checkpoint(out, st.unet, st.opt, st.lr_sched, st.ema, done, rows)
         if on_step is not None:
             on_step(done)
     return rows

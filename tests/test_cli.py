@@ -26,7 +26,7 @@ def test_data_train_sample_evaluate_entropy(cli, tmp_path, monkeypatch):
     p = cli("evaluate", tmp_path / "g.npz", "--train", tmp_path / "d.npz", "--out", tmp_path / "ev", *FAST)
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["vs_train"]["n_generated"] == 24 and m["fd"]["label"] == "FD (classifier-digits)"
-    assert "memorization rate vs train" in p.stdout and (tmp_path / "ev" / "nn.png").exists()
+    assert "generated vs training set: memorization rate (1/3 rule)" in p.stdout and (tmp_path / "ev" / "nn.png").exists()
     e = json.loads(cli("entropy", tmp_path / "g.npz", "--k", 2).stdout)
     assert e["n"] == 24 and e["d"] == 64 and e["k"] == 2 and e["space"] == "pixel 0-255"
     # the same model folder with another config is refused, and nothing written before changes

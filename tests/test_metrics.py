@@ -17,27 +17,27 @@ def test_planted_copies_flagged():
     exact = train[:30].copy()
     noisy = train[30:60] + rng.normal(0, 2.0, (30, 64)).astype(np.float32)
     gen = np.concatenate([exact, noisy, fresh])
-    rep = nn_report(gen, train)
-    flags = rep["ratios"] < 1 / 3
+    rep, arr = nn_report(gen, train)
+    flags = arr["ratios"] < 1 / 3
     assert flags[:60].all() and not flags[60:].any()
-    assert rep["memorization_rate"] == 60 / 210
-    lo, hi = rep["memorization_ci95"]
+    assert rep.memorization_rate == 60 / 210
+    lo, hi = rep.memorization_ci95
     assert lo < 60 / 210 < hi and hi - lo < 0.2
-    assert rep["exact_copies"] == 30
-    assert (rep["nn_index"][:30, 0] == np.arange(30)).all()
-    assert rep["n_generated"] == 210 and rep["n_reference"] == 300
+    assert rep.exact_copies == 30
+    assert (arr["nn_index"][:30, 0] == np.arange(30)).all()
+    assert rep.n_generated == 210 and rep.n_reference == 300
     # distinct training images: the lineage-aware rule and the relative measure agree with the plain rule
-    assert rep["memorization_rate_lineage"] == rep["memorization_rate"]
-    assert rep["relative_copy_share"] == pytest.approx(60 / 210) and rep["duplicate_share"] == 0.0
+    assert rep.memorization_rate_lineage == rep.memorization_rate
+    assert rep.relative_copy_share == pytest.approx(60 / 210) and rep.duplicate_share == 0.0
 
 
 def test_fresh_samples_not_flagged_and_gs():
     rng = np.random.default_rng(1)
     train, gen = images(rng, 200), images(rng, 100)
-    rep = nn_report(gen, train)
-    assert rep["memorization_rate"] == 0.0 and rep["memorization_rate_lineage"] == 0.0
+    rep, arr = nn_report(gen, train)
+    assert rep.memorization_rate == 0.0 and rep.memorization_rate_lineage == 0.0
     d = np.sqrt(((gen[:, None] - train[None]) ** 2).sum(-1)).min(1)
-    assert np.isclose(rep["generalization_score"], d.mean(), rtol=1e-5)
+    assert np.isclose(rep.generalization_score, d.mean(), rtol=1e-5)
 
 
 def test_clopper_pearson_exact_and_honest_at_the_edges():
@@ -67,15 +67,15 @@ def test_copies_of_duplicated_training_images_need_the_lineage_rule():
     copies = train[:40] + rng.normal(0, 3, (40, 64))
     fresh = ancestors + rng.normal(0, 400, ancestors.shape)
     gen = np.concatenate([copies, fresh]).astype(np.float32)
-    rep = nn_report(gen, train.astype(np.float32), train_roots=roots)
-    plain, lineage = rep["ratios"] < 1 / 3, rep["ratios_lineage"] < 1 / 3
+    rep, arr = nn_report(gen, train.astype(np.float32), train_roots=roots)
+    plain, lineage = arr["ratios"] < 1 / 3, arr["ratios_lineage"] < 1 / 3
     assert plain[:40].mean() < 0.2                    # masked by the duplicate
     assert lineage[:40].all() and not lineage[40:].any()
-    assert rep["duplicate_share"] == 1.0
+    assert rep.duplicate_share == 1.0
     # a copy inherits its ancestor's root; a fresh sample starts its own lineage
     gs = make_set(gen.reshape(80, 1, 8, 8).clip(0, 255).astype(np.uint8), cycle=2)
-    r = sample_roots(rep, gs, roots, 1 / 3)
-    assert (r[:40, 1] == roots[rep["nn_index"][:40, 0], 1]).all() and (r[40:] == gs.provenance[40:]).all()
+    r = sample_roots(arr, gs, roots, 1 / 3)
+    assert (r[:40, 1] == roots[arr["nn_index"][:40, 0], 1]).all() and (r[40:] == gs.provenance[40:]).all()
 
 
 def test_relative_measure_tells_copying_from_contraction():
@@ -86,10 +86,10 @@ def test_relative_measure_tells_copying_from_contraction():
     exact, noisy = train[:20].copy(), train[20:40] + rng.normal(0, 2.0, (20, 64)).astype(np.float32)
     centres = train.reshape(20, 4, 64).mean(1)
     fresh = (centres + rng.normal(0, 40.0, centres.shape)).astype(np.float32)
-    rep = nn_report(np.concatenate([exact, noisy, fresh]), train)
-    assert rep["relative_copy_share"] == pytest.approx(40 / 60)
-    fresh_only = nn_report(fresh, train)
-    assert fresh_only["relative_copy_share"] == 0.0 and fresh_only["relative_nn_median"] > 1 / 3
+    rep, arr = nn_report(np.concatenate([exact, noisy, fresh]), train)
+    assert rep.relative_copy_share == pytest.approx(40 / 60)
+    fresh_only, _ = nn_report(fresh, train)
+    assert fresh_only.relative_copy_share == 0.0 and fresh_only.relative_nn_median > 1 / 3
 
 
 def test_set_stats_and_trace():
@@ -99,5 +99,5 @@ def test_set_stats_and_trace():
     f = imgs.reshape(50, -1).astype(np.float64)
     d = np.sqrt(((f[:, None] - f[None]) ** 2).sum(-1)) + np.eye(50) * 1e9
     s = set_stats(make_set(imgs), k=1)
-    assert np.isclose(s["mean_nn_distance"], d.min(1).mean(), rtol=1e-5) and s["n"] == 50
-    assert np.isclose(s["trace_cov"], np.trace(np.cov(f.T)))
+    assert np.isclose(s.mean_nn_distance, d.min(1).mean(), rtol=1e-5) and s.n == 50
+    assert np.isclose(s.trace_cov, np.trace(np.cov(f.T)))

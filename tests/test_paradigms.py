@@ -66,7 +66,7 @@ def test_accumulate_grows_and_fresh_uses_unseen_real():
 def test_feature_cache_extracts_each_image_once(tmp_path):
     """Feature-space selection over a growing pool extracts only the images not seen before."""
     from collapse_diffusion.config import ExperimentConfig
-    from collapse_diffusion.cycle import Study
+    from collapse_diffusion.study import Study
     calls = []
 
     def fake_extractor(images):

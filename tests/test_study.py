@@ -43,13 +43,18 @@ def test_tiny_study_report_and_kill9_resume(tmp_path, tiny_config, cli):
 
     run = tmp_path / "killed"
     rng = random.Random(0)
-    # a process spends ~10 s importing torch and diffusers; kill inside the study's own work
-    for kill_at in sorted(rng.uniform(11.0, 28.0) for _ in range(3)):
+    # kill inside the study's own work: a little after a milestone file appears (a seeded delay), in
+    # training, sampling or evaluation of a later cycle; each kill must land before the run ends
+    milestones = ["shared/cycle_01/samples.npz", "replace/*/cycle_02/model", "*/*/cycle_03/train.npz"]
+    for pattern in milestones:
         p = make_study(tiny_config, run)
-        time.sleep(kill_at)
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
+        while p.poll() is None and not list(run.glob(pattern)):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.5))
+        assert p.poll() is None, f"the study ended before the kill at {pattern}"
+        os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+        assert not (run / "metrics.jsonl").exists()
     p = make_study(tiny_config, run)
     assert p.wait() == 0, p.stderr.read()[-2000:]
     assert (run / "metrics.jsonl").read_text() == reference

@@ -62,3 +62,32 @@ def test_nonfinite_loss_stops(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged, match="non-finite|nan"):
         train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
     assert not (tmp_path / "model").exists()
+
+
+def test_tf32_is_scoped_and_fast_false_reaches_sampling(tmp_path, monkeypatch):
+    """TF32 set for a stage comes back as it was (even on error); `train.fast=false` is fp32 in
+    training and sampling alike, on any device."""
+    from collapse_diffusion import distributed, stages
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with pytest.raises(RuntimeError):
+        with distributed.tf32(True):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+            raise RuntimeError("stage failed")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    cuda = torch.device("cuda", 0)
+    assert distributed.fast_kernels(None, cuda) and not distributed.fast_kernels(False, cuda)
+    assert not distributed.fast_kernels(True, torch.device("cpu"))
+    seen = {}
+
+    def fake_generate(*args, fast=None, **kw):
+        seen["fast"] = fast
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(stages, "generate", fake_generate)
+    from collapse_diffusion.config import load_config
+    from collapse_diffusion.layout import CycleFiles
+    from collapse_diffusion.study import Study
+    study = Study(tmp_path, load_config(None, ["train.fast=false"]))
+    with pytest.raises(RuntimeError):
+        stages.stage_sample(study, CycleFiles(tmp_path), 1, 4)
+    assert seen["fast"] is False
