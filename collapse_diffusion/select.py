@@ -117,33 +117,36 @@ def select_klprune(x: np.ndarray, n: int, ref: np.ndarray | None = None, device=
         alive[out] = False
         stale = np.flatnonzero(alive & (j1 == out))  # their nearest remaining neighbour just left
         if len(stale):
-            d1[stale], j1[stale] = _nearest_alive(x, stale, alive, device)
+            d, j = _nearest_alive(x, stale, alive, device)
+            d1[stale], j1[stale] = d[:, 0], j[:, 0]
     return np.flatnonzero(alive)
 
 
-def _nearest_alive(x: np.ndarray, rows: np.ndarray, alive: np.ndarray, device, rank: int = 0):
-    """(distance, index) of the (rank+1)-th nearest alive point of each of ``rows`` (themselves excluded)."""
+def _nearest_alive(x: np.ndarray, rows: np.ndarray, alive: np.ndarray, device, count: int = 1):
+    """(distances, indices), each (len(rows), count): the ``count`` nearest alive points of each of
+    ``rows``, themselves excluded (inf and -1 where fewer exist). One kNN search."""
     others = np.flatnonzero(alive)
-    k = min(rank + 2, len(others))
-    if k <= rank or len(others) <= 1:
-        return np.full(len(rows), np.inf), np.full(len(rows), -1)
+    dist, idx = np.full((len(rows), count), np.inf), np.full((len(rows), count), -1)
+    k = min(count + 1, len(others))
+    if k < 1:
+        return dist, idx
     nb = knn(x[rows], x[others], k=k, device=device)
-    idx = others[nb.idx]
-    not_self = idx != rows[:, None]
-    order = np.argsort(~not_self, axis=1, kind="stable")[:, :rank + 1]  # self moved to the end
-    pick = order[:, rank]
-    valid = not_self[np.arange(len(rows)), pick]
-    dist = np.where(valid, nb.dist[np.arange(len(rows)), pick], np.inf)
-    return dist.astype(np.float64), np.where(valid, idx[np.arange(len(rows)), pick], -1)
+    found = others[nb.idx]
+    order = np.argsort(found == rows[:, None], axis=1, kind="stable")[:, :count]  # self moved to the end
+    got_d = np.take_along_axis(nb.dist, order, 1)
+    got_i = np.take_along_axis(found, order, 1)
+    valid = got_i != rows[:, None]
+    dist[:, :got_d.shape[1]] = np.where(valid, got_d, np.inf)
+    idx[:, :got_i.shape[1]] = np.where(valid, got_i, -1)
+    return dist, idx
 
 
 def _second_nearest(x: np.ndarray, rows: np.ndarray, alive: np.ndarray, fixed: np.ndarray, device) -> np.ndarray:
     """The tie-break of klprune: each tied point's second-nearest distance among the alive points and
     the fixed reference (the reference's nearest counts as one neighbour)."""
-    first, _ = _nearest_alive(x, rows, alive, device)
-    second, _ = _nearest_alive(x, rows, alive, device, rank=1)
+    d, _ = _nearest_alive(x, rows, alive, device, count=2)
     f = fixed[rows]
-    return np.where(f <= first, first, np.minimum(second, f))
+    return np.where(f <= d[:, 0], d[:, 0], np.minimum(d[:, 1], f))
 
 
 SELECTORS = ("random", "greedy", "tdf", "klprune")

@@ -97,7 +97,7 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     generated = [load_npz(study.files(paradigm, arm, i).samples).take(np.arange(study.candidates))
                  for i in range(1, cycle + 1)]
     current = load_npz(study.files(paradigm, arm, cycle).train)
-    chooser = Chooser(study, paradigm, arm, cycle)
+    chooser = Chooser(study, paradigm, arm, cycle, current)
     rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", f"{paradigm}/{arm}"))
     nxt = next_training_set(paradigm, a, chooser, study.real_pool, current, generated, study.n, cycle,
                             c.study.oversample, c.study.fresh_fraction, rng)
@@ -120,8 +120,9 @@ class Chooser:
     survivors, topped up with the least suspect dropped images when too few survive. Keeps the
     SelectionReport of its last call."""
 
-    def __init__(self, study: Study, paradigm: str, arm: str, cycle: int):
+    def __init__(self, study: Study, paradigm: str, arm: str, cycle: int, current: ImageSet | None = None):
         self.study, self.paradigm, self.name, self.cycle = study, paradigm, arm, cycle
+        self.current = current  # D_cycle, when the caller has it loaded (klprune's fixed neighbours)
         self.arm = study.arm(arm)
         self.report: SelectionReport | None = None
 
@@ -162,7 +163,8 @@ class Chooser:
         x = pool.flat() if a.space == "pixel" else self.study.features(f"{self.paradigm}/{self.name}", pool)
         ref = None
         if base == "klprune" and a.prune_with_train:
-            current = load_npz(self.study.files(self.paradigm, self.name, self.cycle).train)
+            current = self.current if self.current is not None else load_npz(
+                self.study.files(self.paradigm, self.name, self.cycle).train)
             ref = current.flat() if a.space == "pixel" else self.study.features(f"{self.paradigm}/{self.name}", current)
         return select(base, x, size, rng, a.tau0, a.alpha, ref=ref)
 
