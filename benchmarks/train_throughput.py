@@ -28,7 +28,7 @@ from collapse_diffusion.distributed import local_device
 from collapse_diffusion.model import build_unet
 from collapse_diffusion.train import train
 
-RES = {"digits-tiny": (1, 8), "mnist-small": (1, 32), "unet48": (3, 32)}
+RES = {"digits-tiny": (1, 8), "mnist-tiny": (1, 28), "mnist-small": (1, 32), "unet48": (3, 32)}
 
 
 def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup: int) -> float:

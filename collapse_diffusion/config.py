@@ -18,9 +18,9 @@ import yaml
 
 from .errors import UserError
 
-Source = Literal["digits", "mnist", "fashion-mnist", "cifar10", "folder", "npz"]
+Source = Literal["digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "folder", "npz"]
 Fit = Literal["none", "pad", "resize"]
-Preset = Literal["digits-tiny", "mnist-small", "unet48"]
+Preset = Literal["digits-tiny", "mnist-tiny", "mnist-small", "unet48"]
 Sampler = Literal["ddpm", "ddim"]
 Paradigm = Literal["replace", "accumulate-subsample", "accumulate", "fresh"]
 SelectorName = Literal["random", "greedy", "tdf", "all", "klprune", "memfilter", "selfverify"]

