@@ -126,6 +126,23 @@ def test_findings_are_computed_from_the_rows():
     assert ratio.held and "1.58x" in ratio.evidence
 
 
+def test_every_mitigation_arm_is_judged_like_the_papers_selectors():
+    """An arm with the random selector and a real anchor is a mitigation, not a second vanilla: it gets
+    the selector claims and the collapse-held-off claim against its own cycle 1."""
+    rows = []
+    for a in ("vanilla", "anchor1"):
+        rows.append(row("replace", a, "random", 1, generalization_score=200, entropy_train=350))
+        rows.append(row("replace", a, "random", 2, generalization_score=100 if a == "vanilla" else 150,
+                        entropy_train=300 if a == "vanilla" else 340))
+    by = {f.claim: f for f in findings(rows)}
+    off = by["replace/anchor1: GS falls by less than 30% from cycle 1 to 2 (collapse held off, by the yardstick "
+             "vanilla's collapse is judged on)"]
+    assert off.held and "200.0 -> 150.0 (-25%)" in off.evidence
+    assert by["replace/vanilla: GS falls by at least 30% from cycle 1 to 2"].held  # -50%: vanilla collapsed
+    assert by["replace/anchor1: at cycle 2 GS is at least 1.2x vanilla's"].held  # 150 vs 100
+    assert not any(k.startswith("replace/vanilla: at cycle") for k in by)
+
+
 def test_every_metric_plot_shows_its_data():
     """Rates get a 0-based axis; other metrics (e.g. the entropy of G_n, ~300 nats) keep theirs."""
     import matplotlib
