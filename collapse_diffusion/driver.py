@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -100,6 +101,20 @@ def _produce_job(root: str, paradigm: str, arm: str, cycle: int) -> dict:
 
 def _init_worker() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """On Linux, a worker is killed when the study process dies (kill -9 included): otherwise it would
+    finish its training unseen and race the resumed run for the same files."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _spawn():

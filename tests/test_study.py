@@ -60,6 +60,34 @@ def test_tiny_study_report_and_kill9_resume(tmp_path, tiny_config, cli):
     assert (run / "metrics.jsonl").read_text() == reference
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_killed_study(tmp_path, tiny_config):
+    """kill -9 of the study process (not its process group) takes its worker processes with it: none
+    lives on to finish a training unseen and race the resumed run."""
+    run = tmp_path / "r"
+    p = subprocess.Popen(CLI + ["run", str(tiny_config), "--run-dir", str(run), "--set", "study.workers=2",
+                                "--set", "train.steps=2000", "--no-report"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not list(run.glob("shared/cycle_01/checkpoint")) and not list(run.glob("shared/cycle_01/train_log.jsonl")):
+            assert p.poll() is None and time.time() < deadline, "the study never started training"
+            time.sleep(0.1)
+        workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert workers, "no worker processes"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        deadline = time.time() + 10
+        while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
+                  for w in workers):
+            assert time.time() < deadline, "a worker outlived the killed study"
+            time.sleep(0.1)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None
+        subprocess.run(["pkill", "-9", "-s", str(p.pid)], capture_output=True)
+
+
 @pytest.mark.slow
 def test_cycle_command_and_config_guard(tmp_path, tiny_config, cli):
     run = tmp_path / "r"
