@@ -162,3 +162,15 @@ def test_readme_mitigations_prose_matches_the_shipped_numbers():
     assert (round(at(A, "provenance", 5, "real_share"), 2), round(at(A, "provenance", 5, "fd"), 1),
             round(at(A, "provenance", 5, "generalization_score"))) == (0.34, 15.2, 102)
     assert at(R, "provenance", 5, "topped_up") == 19
+
+
+def test_readme_replicate_prose_matches_the_shipped_numbers():
+    import json
+    rows = shipped("digits_seeds")
+    seed0 = [json.dumps({k: v for k, v in r.items() if k != "run"}, sort_keys=True) for r in rows if r["seed"] == 0]
+    assert seed0 == [json.dumps({k: v for k, v in r.items() if k != "run"}, sort_keys=True) for r in shipped("digits")]
+    assert {r["seed"] for r in rows} == {0, 1}
+    at = lambda arm, seed, k: next(r[k] for r in rows if r["arm"] == arm and r["seed"] == seed and r["cycle"] == 5)  # noqa: E731
+    assert [round(at("greedy", s, "entropy_train"), 1) for s in (0, 1)] == [303.1, 303.0]
+    assert [round(at("vanilla", s, "memorization_rate_lineage"), 2) for s in (0, 1)] == [0.10, 0.15]
+    assert [round(at(a, s, "fd"), 1) for a in ("vanilla", "tdf") for s in (0, 1)] == [28.0, 35.5, 12.3, 27.2]
