@@ -15,7 +15,6 @@ import numpy as np
 from .results import correlation, seeds
 
 
-
 @dataclass(frozen=True)
 class Finding:
     claim: str
@@ -53,7 +52,7 @@ def findings(rows: list[dict]) -> list[Finding]:
             continue
         if paradigm == "replace":
             out += _vanilla_claims(rows, vanilla, last)
-        for (p, a), s in arms.items():
+        for p, a in arms:
             if p == paradigm and a != vanilla:
                 out += _selector_claims(rows, paradigm, vanilla, a, last)
     out += _correlation_claims(rows)
@@ -126,7 +125,7 @@ def _real_share_claims(rows, arms: dict, last: int) -> list[Finding]:
     if vanilla is None or last < 2:
         return out
     base = _mean(rows, "accumulate-subsample", vanilla, last, "real_share")
-    for (p, a), s in arms.items():
+    for p, a in arms:
         if p == "accumulate-subsample" and a != vanilla:
             share = _mean(rows, p, a, last, "real_share")
             out.append(Finding(f"accumulate-subsample/{a}: at cycle {last} the real share of D_n exceeds "

@@ -12,10 +12,11 @@ PRESETS: dict[str, dict] = {
     "digits-tiny": dict(block_out_channels=(16, 32), layers_per_block=1,
                         down_block_types=("DownBlock2D", "DownBlock2D"),
                         up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8),
-    # CPU-fast for 28x28 digits (no padding: 28 -> 14 -> 7), no attention, 0.64M parameters: 0.41 s a step
-    # at batch 16 on one thread of a 2-core CPU shared with another training. Half the width (8, 16, 32) is 1.6x faster but its samples
-    # keep a grey background (8 channels in 8 norm groups lose each image's mean level): measured at
-    # N = 8, 3000 steps, 0% copies by the 1/3 rule against 57% for this width at 2000 steps.
+    # CPU-fast for 28x28 digits (no padding: 28 -> 14 -> 7), no attention, 0.64M parameters: 0.41 s a
+    # step at batch 16 on one thread of a 2-core CPU shared with another training. Half the width
+    # (8, 16, 32) is 1.6x faster, but its samples keep a grey background (8 channels in 8 norm groups
+    # lose each image's mean level): at N = 8 it copied 0% after 3000 steps (1/3 rule), this width 57%
+    # after 2000.
     "mnist-tiny": dict(block_out_channels=(16, 32, 64), layers_per_block=1,
                        down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8),
