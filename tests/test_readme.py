@@ -174,3 +174,15 @@ def test_readme_replicate_prose_matches_the_shipped_numbers():
     assert [round(at("greedy", s, "entropy_train"), 1) for s in (0, 1)] == [303.1, 303.0]
     assert [round(at("vanilla", s, "memorization_rate_lineage"), 2) for s in (0, 1)] == [0.10, 0.15]
     assert [round(at(a, s, "fd"), 1) for a in ("vanilla", "tdf") for s in (0, 1)] == [28.0, 35.5, 12.3, 27.2]
+
+
+def test_readme_mnist5k_phase_prose_matches_the_shipped_numbers():
+    from collapse_diffusion.config import load_config
+    rows = shipped("phase_mnist5k")
+    cell = lambda n, steps: next(r for r in rows if r["n"] == n and r["steps"] == steps)  # noqa: E731
+    assert all(cell(n, 1000)["memorization_rate"] == 0 for n in (8, 16))
+    assert [round(cell(n, 1000)["fd"]) for n in (8, 16)] == [75, 63]
+    c = cell(16, 2000)
+    assert (round(c["memorization_rate"], 2), round(c["final_loss"], 3), round(c["fd"], 1)) == (0.47, 0.008, 5.5)
+    cfg = load_config(ROOT / "configs" / "mnist5k.yaml")
+    assert (cfg.data.n, cfg.train.steps, cfg.model.preset) == (16, 2000, c["preset"])
