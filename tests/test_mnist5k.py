@@ -38,3 +38,21 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     real = np.load(run / "real.npz")
     assert real["images"].shape == (8, 1, 28, 28) and len(set(real["labels"].tolist())) == 8  # 8 classes
     assert (run / "report.md").exists() and (run / "plots" / "replace_samples.png").exists()
+
+
+def test_sampler_drift_counts_grey_backgrounds():
+    """docs/sampler_drift.py's measure: a digit on black is not grey, the same digit on a background of
+    40 is, a grey patch inside the border does not count, and the real 5,000 digits have none."""
+    import importlib.util
+    from collapse_diffusion.data import load_mnist5k
+    spec = importlib.util.spec_from_file_location("sampler_drift", ROOT / "docs" / "sampler_drift.py")
+    drift = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(drift)
+    black = np.zeros((3, 1, 28, 28), np.uint8)
+    black[:, :, 8:20, 12:16] = 255                      # a stroke
+    grey = black.copy()
+    grey[1][grey[1] == 0] = 40                          # image 1: grey background
+    grey[2, :, 4:24, 4:24] = 90                         # image 2: a patch that stays inside the border
+    assert drift.grey_share(black)[0] == 0
+    assert drift.grey_share(grey)[0] == 1
+    assert drift.grey_share(load_mnist5k().images)[0] == 0

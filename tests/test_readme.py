@@ -179,10 +179,30 @@ def test_readme_replicate_prose_matches_the_shipped_numbers():
 def test_readme_mnist5k_phase_prose_matches_the_shipped_numbers():
     from collapse_diffusion.config import load_config
     rows = shipped("phase_mnist5k")
-    cell = lambda n, steps: next(r for r in rows if r["n"] == n and r["steps"] == steps)  # noqa: E731
-    assert all(cell(n, 1000)["memorization_rate"] == 0 for n in (8, 16))
-    assert [round(cell(n, 1000)["fd"]) for n in (8, 16)] == [75, 63]
-    c = cell(16, 2000)
-    assert (round(c["memorization_rate"], 2), round(c["final_loss"], 3), round(c["fd"], 1)) == (0.47, 0.008, 5.5)
+    cell = {r["n"]: r for r in rows}
+    c = cell[32]
+    assert (round(c["memorization_rate"], 2), round(c["final_loss"], 3), round(c["fd"], 2)) == (0.41, 0.015, 1.65)
+    assert [round(x, 2) for x in c["memorization_lineage_ci95"]] == [0.37, 0.45]
+    assert all(cell[n]["memorization_rate"] == 0 and cell[n]["n_generated"] == 512 for n in (64, 128))
+    assert round(cell[64]["memorization_ci95"][1], 3) == 0.007
+    n16 = shipped("mnist5k_n16_cycle1")[0]
+    assert (n16["n"], n16["n_generated"], round(n16["memorization_rate_lineage"], 2)) == (16, 1024, 0.95)
     cfg = load_config(ROOT / "configs" / "mnist5k.yaml")
-    assert (cfg.data.n, cfg.train.steps, cfg.model.preset) == (16, 2000, c["preset"])
+    assert (cfg.data.n, cfg.train.steps, cfg.model.preset, cfg.sample.sampler) == (32, 2000, c["preset"], "ddpm")
+
+
+def test_readme_mnist5k_sampler_prose_matches_the_shipped_numbers():
+    """The DDIM-20 study at N = 16 and the grey-background measurement that replaced its sampler."""
+    ddim = {(r["n"], r["steps"]): r for r in shipped("phase_mnist5k_ddim20")}
+    assert round(ddim[16, 2000]["memorization_rate"], 2) == 0.47
+    part = shipped("mnist5k_ddim20_partial")
+    at = lambda p, a, c, k: next(r[k] for r in part if r["paradigm"] == p and r["arm"] == a and r["cycle"] == c)  # noqa: E731
+    assert round(at("replace", "vanilla", 1, "fd"), 1) == 5.4
+    fd3 = [at("replace", a, 3, "fd") for a in ("vanilla", "greedy", "tdf")]
+    assert 67 <= min(fd3) and max(fd3) <= 74
+    assert [round(at("replace", "vanilla", c, "memorization_rate_lineage"), 2) for c in (1, 3)] == [0.47, 0.14]
+    drift = {(r["model"].split("/")[-2], r["sampler"]): r for r in shipped("sampler_drift_mnist5k")}
+    pct = lambda r: [round(100 * r["grey_share"])] + [round(100 * x) for x in r["grey_ci95"]]  # noqa: E731
+    assert pct(drift["cycle_01", "ddim"]) == [35, 29, 41] and pct(drift["cycle_01", "ddpm"]) == [3, 1, 6]
+    assert [pct(drift["cycle_03", s])[0] for s in ("ddim", "ddpm")] == [100, 91]
+    assert {r["n"] for r in drift.values()} == {256} and {r["real_grey"] for r in drift.values()} == {0}
