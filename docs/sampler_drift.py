@@ -10,6 +10,11 @@ centred on a black field, so the border of a real digit is black (the share amon
 is printed for reference). Each share comes with its Clopper-Pearson 95% interval over the n images.
 Images are seeded as in a study (image i depends on (seed, i) only), so both samplers start from the same
 noise. Used by the README's section "Real MNIST offline" for the choice of sampler in configs/mnist5k.yaml.
+
+    python docs/sampler_drift.py --run runs/mnist5k --out docs/results/grey_mnist5k.jsonl
+
+counts instead the grey images among every cycle's generated images of a finished (or partial) study,
+without sampling anything.
 """
 from __future__ import annotations
 
@@ -32,6 +37,21 @@ def grey_share(images: np.ndarray) -> tuple[int, float]:
     return int((np.median(border, axis=1) > GREY).sum()), float(border.mean())
 
 
+def run_rows(run: Path) -> list[dict]:
+    """The grey share of every cycle's samples.npz in a study folder, per paradigm, arm and cycle."""
+    from collapse_diffusion.data import load_npz
+    from collapse_diffusion.metrics import clopper_pearson
+    rows = []
+    for path in sorted(run.glob("**/cycle_*/samples.npz")):
+        k, level = grey_share(load_npz(path).images)
+        n = len(load_npz(path).images)
+        arm_dir = path.parent.parent
+        paradigm, arm = ("shared", "*") if arm_dir.name == "shared" else (arm_dir.parent.name, arm_dir.name)
+        rows.append({"paradigm": paradigm, "arm": arm, "cycle": int(path.parent.name.split("_")[1]), "n": n,
+                     "grey": k, "grey_share": k / n, "grey_ci95": list(clopper_pearson(k, n)), "border_mean": level})
+    return rows
+
+
 def main() -> None:
     import torch
     from collapse_diffusion.config import DiffusionConfig, SampleConfig
@@ -40,7 +60,8 @@ def main() -> None:
     from collapse_diffusion.sample import generate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+", type=Path, help="model folders (a cycle's model/)")
+    ap.add_argument("models", nargs="*", type=Path, help="model folders (a cycle's model/)")
+    ap.add_argument("--run", type=Path, help="a study folder: count grey images in its samples instead")
     ap.add_argument("--labels", help="names of the models for the figure, separated by semicolons (default: their paths)")
     ap.add_argument("--n", type=int, default=256, help="images per model and sampler")
     ap.add_argument("--steps", type=int, default=20, help="denoising steps of both samplers")
@@ -49,6 +70,13 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, help="PNG: the first 64 images of each model and sampler")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
+    if args.run:
+        rows = run_rows(args.run)
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for r in rows:
+            print(f"{r['paradigm']:21s} {r['arm']:8s} cycle {r['cycle']}: {r['grey']:4d} of {r['n']} grey "
+                  f"({100 * r['grey_share']:.0f}%), border mean {r['border_mean']:.1f}")
+        return
 
     real_grey, real_level = grey_share(load_mnist5k().images)
     print(f"real mnist5k: {real_grey} of 5000 grey, border mean {real_level:.1f}")

@@ -206,3 +206,20 @@ def test_readme_mnist5k_sampler_prose_matches_the_shipped_numbers():
     assert pct(drift["cycle_01", "ddim"]) == [35, 29, 41] and pct(drift["cycle_01", "ddpm"]) == [3, 1, 6]
     assert [pct(drift["cycle_03", s])[0] for s in ("ddim", "ddpm")] == [100, 91]
     assert {r["n"] for r in drift.values()} == {256} and {r["real_grey"] for r in drift.values()} == {0}
+
+def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
+    """The real-MNIST study's first cycles: copying rises at cycle 2, backgrounds drift by cycle 3."""
+    rows = shipped("mnist5k_partial")
+    at = lambda p, a, c, k: next(r[k] for r in rows if r["paradigm"] == p and r["arm"] == a and r["cycle"] == c)  # noqa: E731
+    lin = lambda p, a, c: round(at(p, a, c, "memorization_rate_lineage"), 2)  # noqa: E731
+    assert (lin("replace", "vanilla", 1), lin("replace", "vanilla", 2)) == (0.40, 0.42)
+    assert (lin("replace", "greedy", 2), lin("replace", "tdf", 2), lin("accumulate-subsample", "vanilla", 2)) == (0.58, 0.56, 0.62)
+    assert [round(at("replace", "vanilla", c, "generalization_score")) for c in (1, 2)] == [798, 447]
+    assert [round(at("replace", "vanilla", c, "entropy_train")) for c in (1, 2)] == [4410, 3896]
+    assert [round(at("replace", "vanilla", c, "fd"), 2) for c in (1, 2)] == [1.65, 3.64]
+    assert [round(at("replace", a, 2, "entropy_train")) for a in ("greedy", "tdf")] == [4282, 4288]
+    assert (lin("replace", "vanilla", 3), round(at("replace", "vanilla", 3, "fd"), 1)) == (0.18, 20.5)
+    grey = {(r["paradigm"], r["arm"], r["cycle"]): r for r in shipped("grey_mnist5k")}
+    assert grey["shared", "*", 1]["grey"] == 0 and grey["shared", "*", 1]["n"] == 1024
+    pct = lambda c: sorted(round(100 * grey["replace", a, c]["grey_share"]) for a in ("vanilla", "greedy", "tdf"))  # noqa: E731
+    assert (pct(2)[0], pct(2)[-1], pct(3)[0], pct(3)[-1]) == (4, 8, 53, 65)
