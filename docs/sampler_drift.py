@@ -43,8 +43,9 @@ def run_rows(run: Path) -> list[dict]:
     from collapse_diffusion.metrics import clopper_pearson
     rows = []
     for path in sorted(run.glob("**/cycle_*/samples.npz")):
-        k, level = grey_share(load_npz(path).images)
-        n = len(load_npz(path).images)
+        images = load_npz(path).images
+        k, level = grey_share(images)
+        n = len(images)
         arm_dir = path.parent.parent
         paradigm, arm = ("shared", "*") if arm_dir.name == "shared" else (arm_dir.parent.name, arm_dir.name)
         rows.append({"paradigm": paradigm, "arm": arm, "cycle": int(path.parent.name.split("_")[1]), "n": n,
