@@ -223,3 +223,6 @@ def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
     assert grey["shared", "*", 1]["grey"] == 0 and grey["shared", "*", 1]["n"] == 1024
     pct = lambda c: sorted(round(100 * grey["replace", a, c]["grey_share"]) for a in ("vanilla", "greedy", "tdf"))  # noqa: E731
     assert (pct(2)[0], pct(2)[-1], pct(3)[0], pct(3)[-1]) == (4, 8, 53, 65)
+    acc = lambda a: round(100 * grey["accumulate-subsample", a, 3]["grey_share"])  # noqa: E731
+    assert [acc(a) for a in ("greedy", "tdf", "vanilla")] == [28, 36, 37]
+    assert [round(100 * at("accumulate-subsample", a, 3, "real_share")) for a in ("greedy", "tdf", "vanilla")] == [75, 69, 34]
