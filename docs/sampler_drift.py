@@ -9,7 +9,7 @@ An image counts as grey when the median of its 3-pixel border (0-255) is above 2
 centred on a black field, so the border of a real digit is black (the share among the 5,000 real digits
 is printed for reference). Each share comes with its Clopper-Pearson 95% interval over the n images.
 Images are seeded as in a study (image i depends on (seed, i) only), so both samplers start from the same
-noise. Used by the README's section "Real MNIST offline" for the choice of sampler in configs/mnist5k.yaml.
+noise, on the default noise schedule (DiffusionConfig(), which configs/mnist5k.yaml uses). Used by the README's section "Real MNIST offline" for the choice of sampler in configs/mnist5k.yaml.
 
     python docs/sampler_drift.py --run runs/mnist5k --out docs/results/grey_mnist5k.jsonl
 
@@ -73,12 +73,16 @@ def main() -> None:
     torch.manual_seed(args.seed)
     if args.run:
         rows = run_rows(args.run)
+        if not rows:
+            ap.exit(2, f"error: no cycle_*/samples.npz under {args.run}; pass a study's run folder\n")
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
         for r in rows:
             print(f"{r['paradigm']:21s} {r['arm']:8s} cycle {r['cycle']}: {r['grey']:4d} of {r['n']} grey "
                   f"({100 * r['grey_share']:.0f}%), border mean {r['border_mean']:.1f}")
         return
 
+    if not args.models:
+        ap.exit(2, "error: give model folders (a cycle's model/) or --run RUN\n")
     real_grey, real_level = grey_share(load_mnist5k().images)
     print(f"real mnist5k: {real_grey} of 5000 grey, border mean {real_level:.1f}")
     labels = args.labels.split(";") if args.labels else [str(m) for m in args.models]
