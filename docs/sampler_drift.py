@@ -9,7 +9,8 @@ An image counts as grey when the median of its 3-pixel border (0-255) is above 2
 centred on a black field, so the border of a real digit is black (the share among the 5,000 real digits
 is printed for reference). Each share comes with its Clopper-Pearson 95% interval over the n images.
 Images are seeded as in a study (image i depends on (seed, i) only), so both samplers start from the same
-noise, on the default noise schedule (DiffusionConfig(), which configs/mnist5k.yaml uses). Used by the README's section "Real MNIST offline" for the choice of sampler in configs/mnist5k.yaml.
+noise, on the default noise schedule (DiffusionConfig(), which configs/mnist5k.yaml uses). Used by the
+README's section "Real MNIST offline" for the choice of sampler in configs/mnist5k.yaml.
 
     python docs/sampler_drift.py --run runs/mnist5k --out docs/results/grey_mnist5k.jsonl
 
