@@ -193,6 +193,7 @@ def test_readme_mnist5k_phase_prose_matches_the_shipped_numbers():
 
 def test_readme_mnist5k_sampler_prose_matches_the_shipped_numbers():
     """The DDIM-20 study at N = 16 and the grey-background measurement that replaced its sampler."""
+    from collapse_diffusion.config import load_config
     ddim = {(r["n"], r["steps"]): r for r in shipped("phase_mnist5k_ddim20")}
     assert round(ddim[16, 2000]["memorization_rate"], 2) == 0.47
     part = shipped("mnist5k_ddim20_partial")
@@ -206,10 +207,19 @@ def test_readme_mnist5k_sampler_prose_matches_the_shipped_numbers():
     assert pct(drift["cycle_01", "ddim"]) == [35, 29, 41] and pct(drift["cycle_01", "ddpm"]) == [3, 1, 6]
     assert [pct(drift["cycle_03", s])[0] for s in ("ddim", "ddpm")] == [100, 91]
     assert {r["n"] for r in drift.values()} == {256} and {r["real_grey"] for r in drift.values()} == {0}
+    d100 = {(r["model"].split("/")[-2], r["sampler"]): r for r in shipped("sampler_drift100_mnist5k")}
+    assert {r["steps"] for r in d100.values()} == {100} and {r["n"] for r in d100.values()} == {256}
+    assert pct(d100["cycle_02", "ddim"]) == [93, 89, 96] and pct(d100["cycle_02", "ddpm"]) == [1, 0, 3]
+    assert pct(d100["cycle_03", "ddpm"])[0] == 50
+    assert load_config(ROOT / "configs" / "mnist.yaml").sample.sampler == "ddpm"
 
 def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
-    """The real-MNIST study's first cycles: copying rises at cycle 2, backgrounds drift by cycle 3."""
-    rows = shipped("mnist5k_partial")
+    """The real-MNIST study: copying rises at cycle 2, backgrounds drift from cycle 3 on."""
+    from collapse_diffusion.config import load_config
+    rows = shipped("mnist5k")
+    cfg = load_config(ROOT / "configs" / "mnist5k.yaml")
+    assert {(r["n"], r["steps"], r["preset"]) for r in rows} == {(cfg.data.n, cfg.train.steps, cfg.model.preset)}
+    assert len(rows) == len(cfg.study.paradigms) * len(cfg.study.arms) * cfg.study.cycles
     at = lambda p, a, c, k: next(r[k] for r in rows if r["paradigm"] == p and r["arm"] == a and r["cycle"] == c)  # noqa: E731
     lin = lambda p, a, c: round(at(p, a, c, "memorization_rate_lineage"), 2)  # noqa: E731
     assert (lin("replace", "vanilla", 1), lin("replace", "vanilla", 2)) == (0.40, 0.42)
@@ -226,3 +236,15 @@ def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
     acc = lambda a: round(100 * grey["accumulate-subsample", a, 3]["grey_share"])  # noqa: E731
     assert [acc(a) for a in ("greedy", "tdf", "vanilla")] == [28, 36, 37]
     assert [round(100 * at("accumulate-subsample", a, 3, "real_share")) for a in ("greedy", "tdf", "vanilla")] == [75, 69, 34]
+    assert sorted(round(100 * grey["replace", a, 5]["grey_share"]) for a in ("vanilla", "greedy", "tdf")) == [78, 78, 79]
+    acc5 = sorted(round(100 * grey["accumulate-subsample", a, 5]["grey_share"]) for a in ("vanilla", "greedy", "tdf"))
+    assert (acc5[0], acc5[-1]) == (68, 73)
+    assert [round(100 * at("accumulate-subsample", a, 5, "real_share")) for a in ("greedy", "tdf", "vanilla")] == [69, 59, 22]
+    assert lin("replace", "vanilla", 5) == 0.19
+    fd5 = lambda p: sorted(round(at(p, a, 5, "fd")) for a in ("vanilla", "greedy", "tdf"))  # noqa: E731
+    assert (fd5("replace")[0], fd5("replace")[-1], fd5("accumulate-subsample")[0], fd5("accumulate-subsample")[-1]) == (64, 75, 42, 51)
+    assert [round(at("replace", a, 5, "entropy_train")) for a in ("vanilla", "greedy", "tdf")] == [3475, 4025, 4071]
+    assert [round(at("replace", a, 5, "fd")) for a in ("vanilla", "greedy", "tdf")] == [75, 68, 64]
+    assert [round(at("replace", a, 5, "memorization_rate_lineage"), 2) for a in ("greedy", "tdf")] == [0.33, 0.43]
+    gs = [at("replace", "vanilla", c, "generalization_score") for c in (1, 5)]
+    assert round(100 * (gs[1] / gs[0] - 1)) == -47
