@@ -248,3 +248,31 @@ def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
     assert [round(at("replace", a, 5, "memorization_rate_lineage"), 2) for a in ("greedy", "tdf")] == [0.33, 0.43]
     gs = [at("replace", "vanilla", c, "generalization_score") for c in (1, 5)]
     assert round(100 * (gs[1] / gs[0] - 1)) == -47
+
+
+def test_readme_mnist5k_4000_step_prose_matches_the_shipped_numbers():
+    """Twice the training: where 4000 steps sits, and a replace/vanilla chain that stays black and copies."""
+    import dataclasses
+    from collapse_diffusion.config import load_config
+    cell = {r["n"]: r for r in shipped("phase_mnist5k_4000")}
+    assert {r["steps"] for r in cell.values()} == {4000} and {r["n_generated"] for r in cell.values()} == {512}
+    assert round(100 * cell[64]["memorization_rate"]) == 56
+    assert [round(100 * x) for x in cell[64]["memorization_lineage_ci95"]] == [52, 61]
+    assert cell[128]["memorization_rate"] == 0 and [round(cell[n]["fd"], 2) for n in (64, 128)] == [1.06, 1.02]
+    chain = {r["cycle"]: r for r in shipped("mnist5k_4000_vanilla")}
+    assert {(r["n"], r["steps"], r["arm"], r["n_generated"]) for r in chain.values()} == {(32, 4000, "vanilla", 1024)}
+    assert round(100 * chain[1]["memorization_rate_lineage"], 1) == 97.5
+    assert [round(100 * x, 1) for x in chain[1]["memorization_lineage_ci95"]] == [96.3, 98.3]
+    assert chain[5]["memorization_rate_lineage"] == 1.0
+    assert [round(chain[c]["entropy_train"]) for c in (1, 5)] == [4410, 2068]
+    assert [round(chain[c]["generalization_score"]) for c in (1, 5)] == [123, 55]
+    assert [round(chain[c]["fd"], 1) for c in (1, 5)] == [1.7, 6.2] and round(100 * chain[5]["duplicate_share"]) == 88
+    grey = {r["cycle"]: r for r in shipped("grey_mnist5k_4000")}
+    assert all(g["grey"] == 0 and g["n"] == 1024 for g in grey.values()) and sorted(grey) == [1, 2, 3, 4, 5]
+    assert [round(grey[c]["border_mean"], 1) for c in (1, 5)] == [2.4, 6.5]
+    old = {(r["paradigm"], r["cycle"]): r for r in shipped("grey_mnist5k") if r["arm"] in ("vanilla", "*")}
+    assert (round(old["shared", 1]["border_mean"], 1), round(old["replace", 5]["border_mean"])) == (6.7, 111)
+    long = load_config(ROOT / "configs" / "mnist5k_long.yaml")
+    short = load_config(ROOT / "configs" / "mnist5k.yaml")
+    assert (long.data.n, long.train.steps) == (64, 4000)
+    assert dataclasses.replace(long, data=short.data, train=short.train, phase=short.phase) == short
