@@ -39,18 +39,28 @@ def grey_share(images: np.ndarray) -> tuple[int, float]:
 
 
 def run_rows(run: Path) -> list[dict]:
-    """The grey share of every cycle's samples.npz in a study folder, per paradigm, arm and cycle."""
+    """The grey share of every cycle's samples in a study folder (cycles not yet sampled are skipped):
+    cycle 1 once as paradigm "shared", arm "*", then each paradigm, arm and cycle of the run's config."""
+    from collapse_diffusion.config import load_config
     from collapse_diffusion.data import load_npz
+    from collapse_diffusion.layout import RunLayout
     from collapse_diffusion.metrics import clopper_pearson
+    layout = RunLayout(run)
+    if not layout.config.is_file():
+        return []
+    study = load_config(layout.config).study
+    cells = [("shared", "*", 1)] + [(p, a.name, c) for p in study.paradigms for a in study.arms
+                                    for c in range(2, study.cycles + 1)]
     rows = []
-    for path in sorted(run.glob("**/cycle_*/samples.npz")):
+    for paradigm, arm, cycle in cells:
+        path = layout.cycle(paradigm, arm, cycle).samples
+        if not path.is_file():
+            continue
         images = load_npz(path).images
         k, level = grey_share(images)
         n = len(images)
-        arm_dir = path.parent.parent
-        paradigm, arm = ("shared", "*") if arm_dir.name == "shared" else (arm_dir.parent.name, arm_dir.name)
-        rows.append({"paradigm": paradigm, "arm": arm, "cycle": int(path.parent.name.split("_")[1]), "n": n,
-                     "grey": k, "grey_share": k / n, "grey_ci95": list(clopper_pearson(k, n)), "border_mean": level})
+        rows.append({"paradigm": paradigm, "arm": arm, "cycle": cycle, "n": n, "grey": k, "grey_share": k / n,
+                     "grey_ci95": list(clopper_pearson(k, n)), "border_mean": level})
     return rows
 
 
@@ -75,7 +85,7 @@ def main() -> None:
     if args.run:
         rows = run_rows(args.run)
         if not rows:
-            ap.exit(2, f"error: no cycle_*/samples.npz under {args.run}; pass a study's run folder\n")
+            ap.exit(2, f"error: no config.yaml or sampled cycle under {args.run}; pass a study's run folder\n")
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
         for r in rows:
             print(f"{r['paradigm']:21s} {r['arm']:8s} cycle {r['cycle']}: {r['grey']:4d} of {r['n']} grey "

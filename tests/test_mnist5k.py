@@ -7,7 +7,16 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["mnist5k.yaml", "mnist5k_gpu.yaml"])
+def sampler_drift():
+    """docs/sampler_drift.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sampler_drift", ROOT / "docs" / "sampler_drift.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["mnist5k.yaml", "mnist5k_long.yaml", "mnist5k_gpu.yaml"])
 def test_mnist5k_configs_validate(name):
     from collapse_diffusion.config import load_config
     from collapse_diffusion.model import check_fits
@@ -38,16 +47,18 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     real = np.load(run / "real.npz")
     assert real["images"].shape == (8, 1, 28, 28) and len(set(real["labels"].tolist())) == 8  # 8 classes
     assert (run / "report.md").exists() and (run / "plots" / "replace_samples.png").exists()
+    grey = sampler_drift().run_rows(run)                 # the grey count per cycle, read through RunLayout
+    assert [(g["paradigm"], g["arm"], g["cycle"]) for g in grey] == [("shared", "*", 1)] + [
+        (p, a, 2) for p in ("replace", "accumulate-subsample") for a in ("vanilla", "greedy", "tdf")]
+    assert all(0 <= g["grey"] <= g["n"] and g["n"] >= 32 for g in grey)
+    assert sampler_drift().run_rows(tmp_path / "missing") == []
 
 
 def test_sampler_drift_counts_grey_backgrounds():
     """docs/sampler_drift.py's measure: a digit on black is not grey, the same digit on a background of
     40 is, a grey patch inside the border does not count, and the real 5,000 digits have none."""
-    import importlib.util
     from collapse_diffusion.data import load_mnist5k
-    spec = importlib.util.spec_from_file_location("sampler_drift", ROOT / "docs" / "sampler_drift.py")
-    drift = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(drift)
+    drift = sampler_drift()
     black = np.zeros((3, 1, 28, 28), np.uint8)
     black[:, :, 8:20, 12:16] = 255                      # a stroke
     grey = black.copy()

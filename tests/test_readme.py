@@ -213,6 +213,7 @@ def test_readme_mnist5k_sampler_prose_matches_the_shipped_numbers():
     assert pct(d100["cycle_03", "ddpm"])[0] == 50
     assert load_config(ROOT / "configs" / "mnist.yaml").sample.sampler == "ddpm"
 
+
 def test_readme_mnist5k_study_prose_matches_the_shipped_numbers():
     """The real-MNIST study: copying rises at cycle 2, backgrounds drift from cycle 3 on."""
     from collapse_diffusion.config import load_config
