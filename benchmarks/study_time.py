@@ -16,7 +16,9 @@ from collapse_diffusion.report import stage_times
 
 def main(run: str) -> None:
     root = Path(run)
-    per = stage_times(RunLayout(root))
+    per = stage_times(RunLayout(root)) if root.is_dir() else {}
+    if not per:
+        sys.exit(f"error: '{run}' holds no timings.jsonl; pass a study folder, e.g. runs/digits after `make study`")
     total = sum(sum(v) for v in per.values())
     for stage, v in sorted(per.items()):
         print(f"{stage:9s} total {sum(v):7.1f} s  count {len(v):3d}  mean {sum(v) / len(v):6.2f} s")
@@ -25,4 +27,6 @@ def main(run: str) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        sys.exit(print(__doc__) or 0)
     main(sys.argv[1] if len(sys.argv) > 1 else "runs/digits")

@@ -29,3 +29,9 @@ def test_study_time_reads_timings(tmp_path):
     p = subprocess.run([sys.executable, "benchmarks/study_time.py", str(tmp_path)], cwd=ROOT, capture_output=True,
                        text=True)
     assert p.returncode == 0 and "train" in p.stdout and "2.5" in p.stdout
+
+
+def test_study_time_names_a_folder_without_timings(tmp_path):
+    p = subprocess.run([sys.executable, "benchmarks/study_time.py", str(tmp_path / "missing")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no timings.jsonl" in p.stderr

@@ -277,3 +277,38 @@ def test_readme_mnist5k_4000_step_prose_matches_the_shipped_numbers():
     short = load_config(ROOT / "configs" / "mnist5k.yaml")
     assert (long.data.n, long.train.steps) == (64, 4000)
     assert dataclasses.replace(long, data=short.data, train=short.train, phase=short.phase) == short
+
+
+def test_readme_mnist5k_long_study_prose_matches_the_shipped_numbers():
+    """The 4000-step study at N = 64: from the transition into copying, with black backgrounds throughout."""
+    from collapse_diffusion.config import load_config
+    rows = shipped("mnist5k_long")
+    cfg = load_config(ROOT / "configs" / "mnist5k_long.yaml")
+    assert {(r["n"], r["steps"], r["preset"], r["n_generated"]) for r in rows} == {(64, 4000, "mnist-tiny", 1024)}
+    assert (cfg.data.n, cfg.train.steps) == (64, 4000)
+    assert len(rows) == len(cfg.study.paradigms) * len(cfg.study.arms) * cfg.study.cycles
+    at = lambda p, a, c, k: next(r[k] for r in rows if r["paradigm"] == p and r["arm"] == a and r["cycle"] == c)  # noqa: E731
+    lin = lambda p, a, c: round(at(p, a, c, "memorization_rate_lineage"), 2)  # noqa: E731
+    assert [round(100 * x) for x in at("replace", "vanilla", 1, "memorization_lineage_ci95")] == [51, 58]
+    assert round(at("replace", "vanilla", 1, "fd"), 2) == 0.94
+    assert [lin("replace", "vanilla", c) for c in range(1, 6)] == [0.55, 0.69, 0.75, 0.81, 0.73]
+    assert [round(at("replace", "vanilla", c, "entropy_train")) for c in range(1, 6)] == [4336, 3629, 3097, 2716, 2332]
+    gs = [at("replace", "vanilla", c, "generalization_score") for c in (1, 5)]
+    assert [round(x) for x in gs] == [600, 112] and round(100 * (gs[1] / gs[0] - 1)) == -81
+    assert round(100 * at("replace", "vanilla", 5, "duplicate_share")) == 73
+    assert round(at("replace", "vanilla", 5, "fd"), 2) == 4.66
+    assert round(at("replace", "vanilla", 5, "memorization_rate"), 2) == 0.06
+    assert [round(100 * x) for x in at("replace", "vanilla", 5, "memorization_lineage_ci95")] == [70, 75]
+    assert [lin("replace", a, 5) for a in ("greedy", "tdf")] == [0.57, 0.62]
+    assert [round(at("replace", a, 5, "entropy_train")) for a in ("greedy", "tdf")] == [3707, 3818]
+    assert [round(at("replace", a, 5, "generalization_score")) for a in ("greedy", "tdf")] == [232, 256]
+    assert [round(at("replace", a, 5, "fd"), 2) for a in ("greedy", "tdf")] == [2.49, 2.50]
+    acc = "accumulate-subsample"
+    assert [lin(acc, a, 5) for a in ("greedy", "tdf", "vanilla")] == [0.56, 0.51, 0.64]
+    assert [round(at(acc, a, 5, "real_share"), 2) for a in ("greedy", "tdf", "vanilla")] == [0.61, 0.44, 0.20]
+    grey = shipped("grey_mnist5k_long")
+    assert len(grey) == len(rows) - len(cfg.study.paradigms) * len(cfg.study.arms) + 1
+    assert all(g["grey"] == 0 and g["n"] == 1024 for g in grey)
+    assert round(grey[0]["border_mean"], 1) == 3.0 and round(max(g["border_mean"] for g in grey), 1) == 9.6
+    text = (ROOT / "README.md").read_text()
+    assert "r = 0.925 [95% CI 0.836, 0.967] over 25 distinct D_n" in text
