@@ -28,5 +28,6 @@ def main(run: str) -> None:
 
 if __name__ == "__main__":
     if {"-h", "--help"} & set(sys.argv[1:]):
-        sys.exit(print(__doc__) or 0)
+        print(__doc__)
+        sys.exit(0)
     main(sys.argv[1] if len(sys.argv) > 1 else "runs/digits")
