@@ -1,7 +1,8 @@
 # collapse-diffusion: the pipeline from file targets.
 #   make study                 the default study on the embedded digits data (CPU, minutes)
 #   make study CONFIG=configs/mnist.yaml
-#   make test                  the test suite
+#   make test                  the test suite (lint included)
+#   make test-fast             the suite without the slow end-to-end tests: the edit loop
 #   make notebook              the analysis notebook in JupyterLab
 # The first target that needs Python creates .venv and installs the package (uv when it is at hand
 # or installable, else pip).
@@ -13,7 +14,7 @@ INSTALLED ?= $(VENV)/.installed
 CD ?= $(VENV)/bin/collapse-diffusion
 PYTEST_ARGS ?=
 
-.PHONY: study test install report clean-run notebook
+.PHONY: study test test-fast lint install report clean-run notebook
 .DELETE_ON_ERROR:
 
 study: $(RUN)/report.md
@@ -49,6 +50,12 @@ notebook: | $(INSTALLED)
 
 test: | $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: | $(INSTALLED)
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: | $(INSTALLED)
+	$(VENV)/bin/ruff check .
 
 clean-run:
 	rm -rf $(RUN)

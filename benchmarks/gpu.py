@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from collapse_diffusion.config import DiffusionConfig, SampleConfig, TrainConfig
-from collapse_diffusion.knn import knn
-from collapse_diffusion.sample import generate
-from collapse_diffusion.select import select_greedy
-from collapse_diffusion.train import train
+from collapse_diffusion.core.config import DiffusionConfig, RuntimeConfig, SampleConfig, TrainConfig
+from collapse_diffusion.diffusion.sample import generate
+from collapse_diffusion.diffusion.train import train
+from collapse_diffusion.measure.knn import knn
+from collapse_diffusion.selection.selectors import select_greedy
 
 
 def sync() -> None:
@@ -35,11 +35,10 @@ def sync() -> None:
 
 def train_rate(fast: bool, steps: int, warmup: int, tmp: Path) -> float:
     images = np.random.default_rng(0).integers(0, 256, (4096, 3, 32, 32), dtype=np.uint8)
-    cfg = TrainConfig(steps=warmup + steps, batch_size=128, warmup_steps=10, checkpoint_every=10 ** 9,
-                      device="cuda", fast=fast, compile=fast)
+    cfg = TrainConfig(steps=warmup + steps, batch_size=128, warmup_steps=10, checkpoint_every=10 ** 9)
     out = tmp / f"train_fast{fast}"
-    train(images, cfg, DiffusionConfig(), "unet48", out, seed=0)
-    rows = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    train(images, cfg, DiffusionConfig(), "unet48", out, seed=0, runtime=RuntimeConfig("cuda", fast, fast))
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     first = next(r for r in rows if r["step"] >= warmup)
     last = rows[-1]
     if first is last:
@@ -51,10 +50,10 @@ def train_rate(fast: bool, steps: int, warmup: int, tmp: Path) -> float:
 def sample_rate(model: Path, sampler: str, steps: int, n: int, fast: bool) -> float:
     cfg = SampleConfig(sampler=sampler, steps=steps, batch_size=n)
     generate(model, min(n, 256), 0, SampleConfig(sampler=sampler, steps=2, batch_size=min(n, 256)),
-             DiffusionConfig(), "cuda", fast=fast)  # compile / warm up
+             DiffusionConfig(), RuntimeConfig("cuda", fast, fast))  # compile / warm up
     sync()
     t0 = time.perf_counter()
-    generate(model, n, 1, cfg, DiffusionConfig(), "cuda", fast=fast)
+    generate(model, n, 1, cfg, DiffusionConfig(), RuntimeConfig("cuda", fast, fast))
     sync()
     return n / (time.perf_counter() - t0)
 

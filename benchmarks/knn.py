@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from collapse_diffusion.knn import knn
+from collapse_diffusion.measure.knn import knn
 
 
 def best_of(fn, reps: int = 3) -> float:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from collapse_diffusion.layout import RunLayout
-from collapse_diffusion.report import stage_times
+from collapse_diffusion.analysis.report import stage_times
+from collapse_diffusion.core.layout import RunLayout
 
 
 def main(run: str) -> None:

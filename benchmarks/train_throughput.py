@@ -5,9 +5,9 @@
 
 Baseline: the loop from the diffusers training example (add_noise, unet, MSE, backward, AdamW step),
 fp32 eager, no EMA, no clipping, one process with torch's default threads. Ours:
-``collapse_diffusion.train.train`` end to end (EMA, clipping, scheduler, logging, checkpoints; on
+``collapse_diffusion.diffusion.train.train`` end to end (EMA, clipping, scheduler, logging, checkpoints; on
 CUDA the fast path). With ``--workers W`` ours is the study's setup: W processes training one model
-each on one thread (train.threads=1, study.workers=W), run at the same time; their rates add up.
+each on one thread (runtime.threads=1, runtime.workers=W), run at the same time; their rates add up.
 Prints both and the ratio.
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from collapse_diffusion.config import DiffusionConfig, TrainConfig
-from collapse_diffusion.diffusion import make_scheduler
-from collapse_diffusion.distributed import local_device
-from collapse_diffusion.model import build_unet
-from collapse_diffusion.train import train
+from collapse_diffusion.core.config import DiffusionConfig, RuntimeConfig, TrainConfig
+from collapse_diffusion.diffusion.distributed import local_device
+from collapse_diffusion.diffusion.model import build_unet
+from collapse_diffusion.diffusion.process import make_scheduler
+from collapse_diffusion.diffusion.train import train
 
 RES = {"digits-tiny": (1, 8), "mnist-tiny": (1, 28), "mnist-small": (1, 32), "unet48": (3, 32)}
 
@@ -58,11 +58,10 @@ def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup
 def ours(preset: str, batch: int, steps: int, device: str, warmup: int, threads: int = 0) -> float:
     c, r = RES[preset]
     images = np.random.default_rng(0).integers(0, 256, (1024, c, r, r), dtype=np.uint8)
-    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, warmup_steps=10, checkpoint_every=10 ** 9, device=device,
-                      threads=threads)
+    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, warmup_steps=10, checkpoint_every=10 ** 9)
     with tempfile.TemporaryDirectory() as tmp:
-        train(images, cfg, DiffusionConfig(), preset, Path(tmp), seed=0)
-        rows = [json.loads(l) for l in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
+        train(images, cfg, DiffusionConfig(), preset, Path(tmp), seed=0, runtime=RuntimeConfig(device, threads=threads))
+        rows = [json.loads(line) for line in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
     # images/s over the steps after warm-up, from the log's cumulative rate at two points
     first = next(r for r in rows if r["step"] >= warmup)
     last = rows[-1]
@@ -95,7 +94,7 @@ def main() -> None:
         mine, how = ours(a.preset, a.batch, a.steps, a.device, a.warmup), "one process"
     print(f"device: {name}; preset {a.preset}, batch {a.batch}, {a.steps} timed steps")
     print(f"plain eager diffusers loop: {base:9.1f} img/s")
-    print(f"collapse_diffusion.train:   {mine:9.1f} img/s   ratio {mine / base:.2f}x ({how})")
+    print(f"collapse_diffusion.diffusion.train:   {mine:9.1f} img/s   ratio {mine / base:.2f}x ({how})")
 
 
 def _call(job) -> float:

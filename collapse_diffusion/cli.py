@@ -12,8 +12,8 @@ from typing import List, Optional
 
 import typer
 
-from .config import ExperimentConfig, load_config, save_config
-from .errors import TrainingDiverged, UserError
+from .core.errors import TrainingDiverged, UserError
+from .loop.config import ExperimentConfig, load_config, save_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Study and prevent model collapse in self-consuming diffusion models.")
@@ -31,21 +31,22 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
                                        help="Print the version and exit.")) -> None:
     """Study and prevent model collapse in self-consuming diffusion models."""
 
-ConfigArg = typer.Option(None, "--config", "-c", metavar="YAML", help="YAML experiment config (default: built-in digits defaults).")
+ConfigArg = typer.Option(None, "--config", "-c", metavar="YAML",
+                         help="YAML experiment config (default: built-in digits defaults).")
 SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
                      help="Override a config key: section.key=value (repeatable).")
 
 
 def _cfg(config: Optional[Path], overrides: List[str]) -> ExperimentConfig:
     """Load the config and, under torchrun, join the process group on its device."""
-    from . import distributed
+    from .diffusion import distributed
     cfg = load_config(config, overrides)
-    distributed.init(distributed.local_device(cfg.train.device))
+    distributed.init(distributed.local_device(cfg.runtime.device))
     return cfg
 
 
 def _load_set(path: Path):
-    from .data import load_npz
+    from .data.images import load_npz
     return load_npz(Path(path))
 
 
@@ -64,7 +65,8 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
       collapse-diffusion data -c configs/mnist.yaml --set data.download=true
     """
     import numpy as np
-    from .data import load_real
+
+    from .data.sources import load_real
     cfg = _cfg(config, overrides)
     real = load_real(cfg.data, cfg.seed, n)
     classes, counts = np.unique(real.labels, return_counts=True)
@@ -78,7 +80,8 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
 @app.command()
 def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers format), checkpoint/, config.yaml."),
           config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
-          data_file: Optional[Path] = typer.Option(None, "--data", help="Train on this .npz instead of the real subset."),
+          data_file: Optional[Path] = typer.Option(None, "--data",
+                                                   help="Train on this .npz instead of the real subset."),
           ) -> None:
     """Train a fresh UNet on the real subset (or an image set); resumes from OUT/checkpoint.
 
@@ -89,16 +92,16 @@ def train(out: Path = typer.Argument(..., help="Output folder: model/ (diffusers
       collapse-diffusion train runs/t1 --set train.steps=200 --set data.n=128
       collapse-diffusion train runs/t2 --data samples.npz -c configs/digits.yaml
     """
-    from . import distributed
-    from .data import load_real
-    from .config import claim_folder
-    from .model import check_fits
-    from .train import train as run_train
+    from .data.sources import load_real
+    from .diffusion import distributed
+    from .diffusion.model import check_fits
+    from .diffusion.train import train as run_train
+    from .loop.config import claim_folder
     cfg = _cfg(config, overrides)
     images = (_load_set(data_file) if data_file else load_real(cfg.data, cfg.seed)).images
     check_fits(cfg.model.preset, images.shape[-1])
     claim_folder(out, cfg)
-    path = run_train(images, cfg.train, cfg.diffusion, cfg.model.preset, out, cfg.seed)
+    path = run_train(images, cfg.train, cfg.diffusion, cfg.model.preset, out, cfg.seed, runtime=cfg.runtime)
     if distributed.is_main():
         typer.echo(f"model written to {path}")
 
@@ -117,15 +120,15 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
       collapse-diffusion sample runs/t1/model samples.npz --count 256
       collapse-diffusion sample runs/t1/model s.npz --set sample.sampler=ddpm --set sample.steps=0
     """
-    from . import distributed
-    from .sample import generate
+    from .diffusion import distributed
+    from .diffusion.sample import generate
     cfg = _cfg(config, overrides)
-    from .train import is_model
+    from .diffusion.train import is_model
     if not is_model(model):
         raise UserError(f"'{model}' is not a model folder (no model_index.json); pass OUT/model of a `train` run")
     if n < 1:
         raise UserError("--count must be at least 1")
-    images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.train.device, fast=cfg.train.fast)
+    images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.runtime)
     if distributed.is_main():
         _write_set(images, out, cfg)
 
@@ -133,7 +136,8 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
 @app.command()
 def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)."),
              train_set: Path = typer.Option(..., "--train", help="The training set the model saw (.npz)."),
-             real: Optional[Path] = typer.Option(None, help="Real reference set (.npz; default: the configured real subset)."),
+             real: Optional[Path] = typer.Option(None, help="Real reference set (.npz; default: the configured "
+                                                            "real subset)."),
              out: Path = typer.Option(Path("eval"), help="Folder for metrics.json, nn.png and nn.npz."),
              config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
     """Memorization rate, generalization score, entropies and FD/FID of a generated set.
@@ -147,23 +151,19 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
       collapse-diffusion evaluate samples.npz --train digits256.npz --out eval1
       collapse-diffusion evaluate g.npz --train d.npz --real r.npz --set eval.extractor=classifier
     """
-    from .io import atomic_save_npz, atomic_write_json
-    from .data import load_real
-    from .evaluate import check_shapes, evaluate_sets, summary_lines
-    from .features import default_cache, get_extractor
-    from .layout import CycleFiles
-    from .plots import nn_pairs_figure, savefig
+    from .analysis.plots import nn_pairs_figure, savefig
+    from .core.layout import CycleFiles
+    from .data.sources import load_real
+    from .measure.evaluate import check_shapes, evaluate_to, summary_lines
+    from .measure.features import default_cache, get_extractor
     cfg = _cfg(config, overrides)
     gen, train_s = _load_set(generated), _load_set(train_set)
     real_s = _load_set(real) if real else load_real(cfg.data, cfg.seed)
     check_shapes(generated=gen, train=train_s, real=real_s)
-    extractor = get_extractor(cfg.eval.extractor, _classifier_data(cfg), cfg.data.source, default_cache(),
-                              cfg.eval.classifier_steps, cfg.seed, cfg.eval.inception_weights)
-    metrics, arrays = evaluate_sets(gen, train_s, real_s, cfg.eval, cfg.seed, extractor)
+    extractor = get_extractor(cfg.eval, _classifier_data(cfg), cfg.data.source, default_cache(), cfg.seed)
     files = CycleFiles(out)
     inputs = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset")}
-    atomic_write_json(files.metrics, {**metrics.to_dict(), "inputs": inputs})
-    atomic_save_npz(files.nn, **arrays)
+    metrics, arrays = evaluate_to(files, gen, train_s, real_s, cfg.eval, cfg.seed, extractor, inputs=inputs)
     picture = out / "nn.png"
     savefig(nn_pairs_figure(gen.images, train_s.images, arrays["ratios"], arrays["nn_index"]), picture)
     save_config(cfg, out / "config.yaml")
@@ -185,8 +185,8 @@ def entropy(images: Path = typer.Argument(..., help="An image set (.npz)."),
       collapse-diffusion entropy runs/digits/replace/greedy/cycle_03/train.npz --k 3
       collapse-diffusion entropy samples.npz --space feature
     """
-    from .entropy import kl_entropy
-    from .features import default_cache, get_extractor
+    from .measure.entropy import kl_entropy
+    from .measure.features import default_cache, get_extractor
     s = _load_set(images)
     if not 1 <= k < len(s):
         raise UserError(f"--k must be between 1 and {len(s) - 1} for {len(s)} images")
@@ -194,17 +194,127 @@ def entropy(images: Path = typer.Argument(..., help="An image set (.npz)."),
         e = kl_entropy(s.flat(), k=k, space="pixel 0-255")
     elif space == "feature":
         cfg = _cfg(config, overrides)
-        ex = get_extractor(cfg.eval.extractor, _classifier_data(cfg), cfg.data.source, default_cache(),
-                           cfg.eval.classifier_steps, cfg.seed, cfg.eval.inception_weights)
+        ex = get_extractor(cfg.eval, _classifier_data(cfg), cfg.data.source, default_cache(), cfg.seed)
         e = kl_entropy(ex(s.images), k=k, space=ex.space)
     else:
         raise UserError(f"--space must be pixel or feature, got '{space}'")
     typer.echo(json.dumps(e.summary()))
 
 
+@app.command("select")
+def select_cmd(source: Path = typer.Argument(..., help="A pool of candidate images (.npz), or a run directory."),
+               out: Optional[Path] = typer.Argument(None, help="Pool form: output .npz, the chosen training set."),
+               arm: str = typer.Option(..., "--arm", help="Pool form: an arm of the config's study.arms; run form: "
+                                                          "paradigm/arm (or arm with one paradigm)."),
+               cycle: Optional[int] = typer.Option(None, "--cycle", help="Run form: choose D_{cycle+1} from the "
+                                                                         "pool of cycles 1..cycle."),
+               n: Optional[int] = typer.Option(None, "--n", help="Pool form: images to keep (default: data.n)."),
+               current: Optional[Path] = typer.Option(None, "--train", help="Pool form: D_n (.npz), klprune's "
+                                                                            "fixed neighbours (prune_with_train)."),
+               seed: int = typer.Option(0, help="Pool form: selection seed."),
+               config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
+    """Choose the next training set: the selection stage (docs/method.md §3), with an arm's filters.
+
+    Pool form: pick N images of POOL.npz with an arm of the config, written to OUT.npz with its
+    selection record beside it. Run form: write D_{cycle+1} of one arm of a run directory, as `run`
+    does between cycles.
+
+    Examples:
+
+    \b
+      collapse-diffusion select samples.npz next.npz --arm greedy -c configs/digits.yaml
+      collapse-diffusion select samples.npz next.npz --arm tdf -c configs/digits.yaml --n 16
+      collapse-diffusion select runs/digits --arm replace/greedy --cycle 1
+    """
+    if source.is_dir():
+        return _select_in_run(source, arm, cycle)
+    if out is None or cycle is not None:
+        raise UserError("pool form: give POOL.npz OUT.npz (and no --cycle); run form: give a run directory")
+    from .core.io import atomic_write_json
+    from .selection.pipeline import PoolRun, select_pool
+    cfg = _cfg(config, overrides)
+    if arm not in [a.name for a in cfg.study.arms]:
+        raise UserError(f"--arm '{arm}' is not an arm of the config (arms: "
+                        f"{', '.join(a.name for a in cfg.study.arms)}); add it to study.arms or pass another config")
+    pool = _load_set(source)
+    picked = next(a for a in cfg.study.arms if a.name == arm)
+    extractor = None
+    if picked.space == "feature":
+        from .measure.features import default_cache, get_extractor
+        extractor = get_extractor(cfg.eval, _classifier_data(cfg), cfg.data.source, default_cache(), cfg.seed)
+    chosen, report = select_pool(PoolRun(cfg, extractor), arm, pool, n or cfg.data.n, seed,
+                                 _load_set(current) if current else None)
+    _write_set(chosen, out, cfg)
+    atomic_write_json(out.with_suffix(".selection.json"), report.to_dict())
+
+
+def _select_in_run(root: Path, spec: str, cycle: Optional[int]) -> None:
+    from .loop.stages import stage_select
+    from .loop.study import open_study, resolve_arm
+    study = open_study(root)
+    paradigm, arm = resolve_arm(study, spec)
+    last = study.cfg.study.cycles - 1
+    if cycle is None or not 1 <= cycle <= last:
+        raise UserError(f"run form: pass --cycle between 1 and {last} (D_{{cycle+1}} is chosen from cycles 1..cycle)")
+    missing = [i for i in range(1, cycle + 1) if not study.files(paradigm, arm, i).samples.exists()]
+    if missing:
+        raise UserError(f"cycle {missing[0]} of {paradigm}/{arm} has no samples yet; run it first "
+                        f"(collapse-diffusion cycle {root} {paradigm}/{arm} {missing[0]})")
+    stage_select(study, paradigm, arm, cycle)
+    typer.echo(f"wrote {study.files(paradigm, arm, cycle + 1).train}")
+
+
+@app.command()
+def groundtruth(out: Path = typer.Option(Path("copy_suite.jsonl"), help="Rows of the suite (.jsonl)."),
+                data_sets: str = typer.Option("digits", "--data", help="Real sources, comma-separated "
+                                                                      "(digits: d = 64; mnist5k: d = 784)."),
+                sizes: str = typer.Option("32,64", "--sizes", help="N values, comma-separated."),
+                seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, comma-separated."),
+                samples: int = typer.Option(1024, "--samples", help="Samples per cycle.")) -> None:
+    """Score every copy measure on synthetic loops whose copies are known (docs/method.md §7).
+
+    Each scenario (a constant, rising or falling copier, one as loose as the set is spread, a
+    non-copier that contracts, twins) runs five replace cycles through the evaluation stage; the
+    table gives each measure's largest error against the truth and its trend.
+
+    Examples:
+
+    \b
+      collapse-diffusion groundtruth --seeds 0 --sizes 32
+      collapse-diffusion groundtruth --data digits,mnist5k --out docs/results/copy_suite.jsonl
+    """
+    from .analysis.copy_suite import score_table
+    from .core.io import atomic_write_text
+    from .measure.truth import run_suite
+    names = _csv(data_sets, str, "--data")
+    unknown = [s for s in names if s not in ("digits", "mnist5k")]
+    if unknown:
+        raise UserError(f"--data: '{unknown[0]}' is not a shipped source; use digits or mnist5k")
+    if samples < 8:
+        raise UserError(f"--samples {samples}: give at least 8 samples per cycle")
+    rows = run_suite(tuple(names), tuple(_csv(sizes, int, "--sizes")), tuple(_csv(seeds, int, "--seeds")), samples)
+    atomic_write_text(out, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    typer.echo("\n".join(score_table(rows)))
+    typer.echo(f"wrote {out} ({len(rows)} rows)")
+
+
+def _csv(text: str, kind, option: str) -> list:
+    """A comma-separated option as a list of ``kind``, each once."""
+    try:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} '{text}': expected comma-separated {kind.__name__} values") from None
+    if not values or len(set(values)) != len(values):
+        raise UserError(f"{option} '{text}': give at least one value, each once")
+    low = 2 if option == "--sizes" else 0
+    if kind is int and min(values) < low:
+        raise UserError(f"{option} '{text}': every value must be at least {low}")
+    return values
+
+
 def _classifier_data(cfg: ExperimentConfig):
     """What the classifier extractor trains on: the same seeded pool a study's classifier uses."""
-    from .data import extractor_pool
+    from .data.sources import extractor_pool
     return extractor_pool(cfg.data, cfg.seed)
 
 
@@ -212,7 +322,8 @@ def _classifier_data(cfg: ExperimentConfig):
 def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. configs/digits.yaml."),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config name>)."),
         overrides: List[str] = SetOpt,
-        seeds: Optional[str] = typer.Option(None, "--seeds", help="Replicates, comma-separated (= --set study.seeds=[...])."),
+        seeds: Optional[str] = typer.Option(None, "--seeds",
+                                            help="Replicates, comma-separated (= --set study.seeds=[...])."),
         report: bool = typer.Option(True, help="Write report.md and plots when the study completes.")) -> None:
     """Run a whole study: every cycle of every paradigm and arm (and seed), resuming from existing files.
 
@@ -224,24 +335,28 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
       collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
       collapse-diffusion run configs/mnist.yaml --set data.root=~/data
     """
-    from .driver import run_studies
-    from .study import open_studies
+    from .loop.driver import run_studies
+    from .loop.study import open_studies
     cfg = _cfg(config, list(overrides) + ([f"study.seeds=[{seeds}]"] if seeds else []))
     root = run_dir or Path("runs") / config.stem
     path = run_studies(open_studies(root, cfg), root)
     typer.echo(f"wrote {path}")
-    from . import distributed
+    from .diffusion import distributed
     if report and distributed.is_main():
-        from .report import write_report
+        from .analysis.report import write_report
         typer.echo(f"wrote {write_report(root)}")
 
 
 @app.command()
-def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, training, sampling and eval settings each cell uses."),
-          run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/phase_<config name>)."),
+def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, training, sampling and eval settings "
+                                                   "each cell uses."),
+          run_dir: Optional[Path] = typer.Option(None, "--run-dir",
+                                                 help="Run directory (default: runs/phase_<config name>)."),
           sizes: Optional[str] = typer.Option(None, "--sizes", help="Comma-separated N values (default: phase.n)."),
-          budgets: Optional[str] = typer.Option(None, "--budgets", help="Comma-separated step budgets (default: phase.steps)."),
-          cycles: Optional[int] = typer.Option(None, "--cycles", help="Replace cycles per cell (default: phase.cycles)."),
+          budgets: Optional[str] = typer.Option(None, "--budgets",
+                                                help="Comma-separated step budgets (default: phase.steps)."),
+          cycles: Optional[int] = typer.Option(None, "--cycles",
+                                               help="Replace cycles per cell (default: phase.cycles)."),
           overrides: List[str] = SetOpt) -> None:
     """Phase diagram: memorization rate, GS and FD over a grid of N x training steps (x presets).
 
@@ -256,13 +371,17 @@ def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, tr
       collapse-diffusion phase configs/digits.yaml --sizes 32 --budgets 800,1200 --cycles 4
       collapse-diffusion phase configs/digits.yaml --set phase.presets=[digits-tiny,mnist-small]
     """
-    from .phase import run_phase
+    from .loop.phase import run_phase
     extra = [f"phase.n=[{sizes}]"] if sizes else []
     extra += [f"phase.steps=[{budgets}]"] if budgets else []
     extra += [f"phase.cycles={cycles}"] if cycles is not None else []
     cfg = _cfg(config, list(overrides) + extra)
     root = run_dir or Path("runs") / f"phase_{config.stem}"
     typer.echo(f"wrote {run_phase(root, cfg)}")
+    from .analysis.report import write_phase_report
+    from .diffusion import distributed
+    if distributed.is_main():
+        typer.echo(f"wrote {write_phase_report(root)}")
 
 
 @app.command()
@@ -278,11 +397,11 @@ def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `
       collapse-diffusion cycle runs/digits replace/greedy 1
       collapse-diffusion cycle runs/digits accumulate-subsample/tdf 2
     """
-    from .driver import cycle_command
-    from .study import open_study
+    from .loop.driver import cycle_command
+    from .loop.study import open_study
     study = open_study(run_dir)
-    from . import distributed
-    distributed.init(distributed.local_device(study.cfg.train.device))
+    from .diffusion import distributed
+    distributed.init(distributed.local_device(study.cfg.runtime.device))
     d = cycle_command(study, arm, n)
     typer.echo(f"cycle {n} of {arm} done: {d}")
 
@@ -298,7 +417,7 @@ def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
     \b
       collapse-diffusion init configs/digits.yaml --run-dir runs/digits
     """
-    from .study import open_study
+    from .loop.study import open_study
     cfg = _cfg(config, overrides)
     root = run_dir or Path("runs") / config.stem
     open_study(root, cfg)
@@ -314,13 +433,13 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="A run directory with me
     \b
       collapse-diffusion report runs/digits
     """
-    from .report import write_report
+    from .analysis.report import write_report
     typer.echo(f"wrote {write_report(run_dir)}")
 
 
 def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
     """An image set as .npz, its grid .png and the resolved config beside it."""
-    from .sample import save_grid
+    from .diffusion.sample import save_grid
     images.save(out)
     save_grid(images.images, out.with_suffix(".png"))
     save_config(cfg, out.with_suffix(".config.yaml"))
@@ -351,6 +470,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     finally:
         if "torch.distributed" in sys.modules:
-            from . import distributed
+            from .diffusion import distributed
             distributed.shutdown()
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error
 
 FAST = ["--set", "data.n=24", "--set", "train.steps=4", "--set", "train.batch_size=8",
@@ -26,7 +25,8 @@ def test_data_train_sample_evaluate_entropy(cli, tmp_path, monkeypatch):
     p = cli("evaluate", tmp_path / "g.npz", "--train", tmp_path / "d.npz", "--out", tmp_path / "ev", *FAST)
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["vs_train"]["n_generated"] == 24 and m["fd"]["label"] == "FD (classifier-digits)"
-    assert "generated vs training set: memorization rate (1/3 rule)" in p.stdout and (tmp_path / "ev" / "nn.png").exists()
+    assert "generated vs training set: memorization rate (1/3 rule)" in p.stdout
+    assert (tmp_path / "ev" / "nn.png").exists()
     e = json.loads(cli("entropy", tmp_path / "g.npz", "--k", 2).stdout)
     assert e["n"] == 24 and e["d"] == 64 and e["k"] == 2 and e["space"] == "pixel 0-255"
     # the same model folder with another config is refused, and nothing written before changes
@@ -54,7 +54,7 @@ def test_user_errors_are_one_line_exit_2(cli, tmp_path):
 
 
 def test_help_has_examples(cli):
-    for cmd in ("data", "train", "sample", "evaluate", "entropy", "cycle", "run", "report", "init", "phase"):
+    for cmd in ("data", "train", "sample", "evaluate", "entropy", "select", "cycle", "run", "report", "init", "phase"):
         out = cli(cmd, "--help").stdout
         assert "Examples:" in out and "collapse-diffusion" in out
     assert cli("--version").stdout.startswith("collapse-diffusion ")
@@ -103,11 +103,12 @@ def test_bad_inputs_end_in_one_error_line_and_leave_nothing_behind(cli, tmp_path
 
 
 def test_arm_override_config_diff_and_stale_temporaries(cli, tmp_path, tiny_config):
-    from collapse_diffusion.config import load_config
+    from collapse_diffusion.loop.config import load_config
     cfg = load_config(tiny_config, ["study.arms.tdf.tau0=500", "study.arms.greedy.space=feature"])
     arms = {a.name: a for a in cfg.study.arms}
     assert arms["tdf"].tau0 == 500.0 and arms["greedy"].space == "feature" and arms["vanilla"].tau0 == 2000.0
-    assert_user_error(cli("data", "-c", tiny_config, "--set", "study.arms.nope.tau0=5", ok=False), "no item named 'nope'")
+    assert_user_error(cli("data", "-c", tiny_config, "--set", "study.arms.nope.tau0=5", ok=False),
+                      "no item named 'nope'")
     run = tmp_path / "r"
     cli("init", tiny_config, "--run-dir", run)
     (run / ".samples.npz.abc.tmp.npz").write_text("half")
@@ -120,7 +121,8 @@ def test_arm_override_config_diff_and_stale_temporaries(cli, tmp_path, tiny_conf
 
 def test_files_honour_the_umask(tmp_path):
     import os
-    from collapse_diffusion.io import atomic_dir, atomic_write_text
+
+    from collapse_diffusion.core.io import atomic_dir, atomic_write_text
     old = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")
@@ -130,3 +132,33 @@ def test_files_honour_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_select_a_pool_with_an_arm_of_the_config(cli, tmp_path, tiny_config):
+    """The pool form of `select`: N unique images of the pool, the same ones for the same seed,
+    greedy's set more spread out than random's, and the selection record beside it."""
+    from collapse_diffusion.data.images import load_npz
+    from collapse_diffusion.measure.entropy import kl_entropy
+    cli("data", "-c", tiny_config, "--set", "data.n=200", "--out", tmp_path / "pool.npz")
+    for arm, seed in (("greedy", 0), ("greedy", 0), ("greedy", 1), ("vanilla", 0)):
+        cli("select", tmp_path / "pool.npz", tmp_path / f"{arm}{seed}.npz", "--arm", arm, "-c", tiny_config,
+            "--n", 20, "--seed", seed)
+    pick = {k: load_npz(tmp_path / f"{k}.npz") for k in ("greedy0", "greedy1", "vanilla0")}
+    prov = {k: {tuple(p) for p in v.provenance.tolist()} for k, v in pick.items()}
+    assert all(len(v) == 20 for v in prov.values()) and prov["greedy0"] != prov["greedy1"]
+    assert load_npz(tmp_path / "greedy0.npz").provenance.tolist() == pick["greedy0"].provenance.tolist()
+    assert kl_entropy(pick["greedy0"].flat()).nats > kl_entropy(pick["vanilla0"].flat()).nats
+    record = json.loads((tmp_path / "greedy0.selection.json").read_text())
+    assert (record["pool"], record["size"]) == (200, 20)
+
+
+def test_select_refusals_are_one_line(cli, tmp_path, tiny_config):
+    cli("data", "-c", tiny_config, "--out", tmp_path / "pool.npz")
+    assert_user_error(cli("select", tmp_path / "pool.npz", tmp_path / "o.npz", "--arm", "nope", "-c", tiny_config,
+                          ok=False), "not an arm of the config", "vanilla")
+    assert_user_error(cli("select", tmp_path / "pool.npz", tmp_path / "o.npz", "--arm", "greedy", "-c", tiny_config,
+                          "--n", 999, ok=False), "cannot select 999")
+    mem = ["--set", "study.arms=[{name: vanilla}, {name: mf, selector: memfilter}]"]
+    assert_user_error(cli("select", tmp_path / "pool.npz", tmp_path / "o.npz", "--arm", "mf", "-c", tiny_config,
+                          *mem, ok=False), "select inside a run directory")
+    assert not (tmp_path / "o.npz").exists()

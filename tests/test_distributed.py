@@ -5,10 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from diffusers import UNet2DModel
 
-ARGS = ["-c", "configs/tiny.yaml", "--set", "train.device=cpu", "--set", "train.steps=6"]
+ARGS = ["-c", "configs/tiny.yaml", "--set", "runtime.device=cpu", "--set", "train.steps=6"]
 
 
 def run(cmd, cwd):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from collapse_diffusion.entropy import kl_entropy
+from collapse_diffusion.measure.entropy import kl_entropy
 
 
 def gaussian_entropy(cov):

@@ -3,11 +3,11 @@ import pytest
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from collapse_diffusion.config import DataConfig
-from collapse_diffusion.data import load_real
-from collapse_diffusion.errors import UserError
-from collapse_diffusion.features import ClassifierNet, Extractor, classifier_extractor, inception_extractor
-from collapse_diffusion.fid import frechet_distance
+from collapse_diffusion.core.config import DataConfig, EvalConfig
+from collapse_diffusion.core.errors import UserError
+from collapse_diffusion.data.sources import load_real
+from collapse_diffusion.measure.features import ClassifierNet, Extractor, classifier_extractor, inception_extractor
+from collapse_diffusion.measure.fid import frechet_distance
 
 
 def test_fd_identity_and_shift():
@@ -15,6 +15,24 @@ def test_fd_identity_and_shift():
     assert abs(frechet_distance(x, x)) < 1e-6
     assert frechet_distance(x, x + 1.0) == pytest.approx(8.0, rel=1e-6)  # ||mu shift||^2
     assert frechet_distance(x, x + 2.0) > frechet_distance(x, x + 1.0)
+
+
+def test_formula_matches_scipy_sqrtm_and_a_closed_form():
+    """The formula against an independent implementation (scipy's matrix square root) on correlated
+    features, and against the closed form for diagonal Gaussians: ||mu||^2 + sum (s_a - s_b)^2."""
+    from scipy.linalg import sqrtm
+
+    from collapse_diffusion.measure.fid import frechet_from_stats
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(0.5, 1.0, (300, 6)) @ rng.normal(size=(6, 6))
+    ma, mb, sa, sb = a.mean(0), b.mean(0), np.cov(a.T), np.cov(b.T)
+    ref = float(np.sum((ma - mb) ** 2) + np.trace(sa + sb - 2 * sqrtm(sa @ sb).real))
+    assert frechet_distance(a, b) == pytest.approx(ref, rel=1e-9)
+    sd_a, sd_b, mu = np.array([1.0, 2.0, 0.5]), np.array([2.0, 1.0, 0.5]), np.array([3.0, 0.0, 4.0])
+    t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    fd = float(frechet_from_stats(t(mu), t(np.diag(sd_a ** 2)), t(np.zeros(3)), t(np.diag(sd_b ** 2))))
+    assert fd == pytest.approx(25.0 + 1.0 + 1.0, rel=1e-12)
 
 
 def test_parity_with_torchmetrics_direct():
@@ -32,11 +50,15 @@ def test_parity_with_torchmetrics_direct():
 
 def test_classifier_is_cached_with_accuracy(tmp_path):
     real = load_real(DataConfig(n=600), seed=0)
-    ex = classifier_extractor(real, "digits", tmp_path, steps=150, seed=0)
+    cfg = EvalConfig(classifier_steps=150)
+    ex = classifier_extractor(real, "digits", tmp_path, cfg, seed=0)
     assert ex.name == "classifier-digits" and ex.info["heldout_accuracy"] > 0.8
     assert ex.info["n_heldout"] == 120
-    again = classifier_extractor(real, "digits", tmp_path, steps=150, seed=0)
+    again = classifier_extractor(real, "digits", tmp_path, cfg, seed=0)
     assert np.allclose(ex(real.images[:10]), again(real.images[:10]))
+    # a changed hyperparameter is a different classifier: it is trained anew, not read from the cache
+    other = classifier_extractor(real, "digits", tmp_path, EvalConfig(classifier_steps=150, classifier_lr=1e-4), seed=0)
+    assert other.info["lr"] == 1e-4 and len(list(tmp_path.iterdir())) == 2
 
 
 def test_missing_inception_weights_is_one_line_error(tmp_path):
@@ -46,7 +68,7 @@ def test_missing_inception_weights_is_one_line_error(tmp_path):
 
 
 def test_fd_bootstrap_interval_covers_the_value_and_narrows_with_n():
-    from collapse_diffusion.fid import fd_bootstrap
+    from collapse_diffusion.measure.fid import fd_bootstrap
     rng = np.random.default_rng(0)
     real = rng.normal(size=(2000, 4))
     small, large = rng.normal(0.3, 1, (200, 4)), rng.normal(0.3, 1, (2000, 4))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_diffusion import kernels
-from collapse_diffusion.knn import knn
+from collapse_diffusion.measure import kernels
+from collapse_diffusion.measure.knn import knn
 
 pytestmark = pytest.mark.skipif(not kernels.triton_available(), reason="triton is not installed")
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from collapse_diffusion import knn as knn_mod
-from collapse_diffusion.knn import knn
+from collapse_diffusion.measure import knn as knn_mod
+from collapse_diffusion.measure.knn import knn
 
 
 def data(seed=0, n=400, m=120, d=48):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from collapse_diffusion.data import make_set
-from collapse_diffusion.evaluate import sample_roots, set_stats
-from collapse_diffusion.metrics import clopper_pearson, nn_report, trace_cov
+from collapse_diffusion.data.images import make_set
+from collapse_diffusion.measure.evaluate import sample_roots, set_stats
+from collapse_diffusion.measure.memorization import clopper_pearson, nn_report, trace_cov
 
 
 def images(rng, n, d=64):
@@ -62,7 +62,8 @@ def test_copies_of_duplicated_training_images_need_the_lineage_rule():
     rule, told the pairs share a root, flags it. Fresh points drawn inside the clusters are not copies."""
     rng = np.random.default_rng(2)
     ancestors = images(rng, 40) * 8
-    train = np.concatenate([ancestors + rng.normal(0, 3, ancestors.shape), ancestors + rng.normal(0, 3, ancestors.shape)])
+    train = np.concatenate([ancestors + rng.normal(0, 3, ancestors.shape),
+                            ancestors + rng.normal(0, 3, ancestors.shape)])
     roots = np.stack([np.zeros(80, int), np.concatenate([np.arange(40), np.arange(40)])], 1)
     copies = train[:40] + rng.normal(0, 3, (40, 64))
     fresh = ancestors + rng.normal(0, 400, ancestors.shape)

@@ -2,16 +2,16 @@
 self-verification and the simulated provenance detector."""
 import numpy as np
 import pytest
-
-from collapse_diffusion.config import ArmConfig, ExperimentConfig, ProvenanceConfig, StudyConfig
-from collapse_diffusion.data import ImageSet, make_set
-from collapse_diffusion.entropy import kl_entropy
-from collapse_diffusion.metrics import clopper_pearson, nn_report
-from collapse_diffusion.mitigate import detector_flags, keep_or_top_up
-from collapse_diffusion.paradigms import next_training_set
-from collapse_diffusion.select import select, select_klprune
-
 from test_select import clustered
+
+from collapse_diffusion.data.images import ImageSet, make_set
+from collapse_diffusion.loop.config import ExperimentConfig, StudyConfig
+from collapse_diffusion.measure.entropy import kl_entropy
+from collapse_diffusion.measure.memorization import clopper_pearson, nn_report
+from collapse_diffusion.selection.filters import detector_flags, keep_or_top_up
+from collapse_diffusion.selection.paradigms import next_training_set
+from collapse_diffusion.selection.registry import ArmConfig, ProvenanceConfig, select
+from collapse_diffusion.selection.selectors import select_klprune
 
 
 def klprune_reference(x, n, ref=None):
@@ -103,7 +103,7 @@ def test_real_anchor_keeps_exactly_m_real_images(paradigm, selector):
 def study_with_planted_pool(tmp_path, arm):
     """A run directory whose cycle 1 trained on D_1 and generated a pool of planted copies of D_1 and
     fresh images, with its evaluation's nn.npz, as the memorization filter reads it."""
-    from collapse_diffusion.study import Study
+    from collapse_diffusion.loop.study import Study
     rng = np.random.default_rng(4)
     train = make_set(rng.integers(0, 256, (N, 1, 8, 8)).astype(np.uint8))
     copies = np.clip(train.images.astype(int) + rng.integers(-2, 3, train.images.shape), 0, 255).astype(np.uint8)
@@ -121,7 +121,7 @@ def study_with_planted_pool(tmp_path, arm):
 
 @pytest.mark.parametrize("against", ["current", "all"])
 def test_memfilter_drops_planted_copies_and_keeps_fresh(tmp_path, against):
-    from collapse_diffusion.stages import Chooser
+    from collapse_diffusion.selection.pipeline import Chooser
     arm = ArmConfig(name="mf", selector="memfilter", base="random", filter_against=against)
     study, pool = study_with_planted_pool(tmp_path, arm)
     chooser = Chooser(study, "replace", "mf", 1)
@@ -134,7 +134,7 @@ def test_memfilter_drops_planted_copies_and_keeps_fresh(tmp_path, against):
 
 
 def test_provenance_filter_through_the_chooser(tmp_path):
-    from collapse_diffusion.stages import Chooser
+    from collapse_diffusion.selection.pipeline import Chooser
     arm = ArmConfig(name="pf", selector="random", provenance=ProvenanceConfig(recall=1.0, false_positive=0.0))
     study, pool = study_with_planted_pool(tmp_path, arm)
     real = make_set(np.zeros((N, 1, 8, 8), np.uint8))
@@ -148,13 +148,13 @@ def test_provenance_filter_through_the_chooser(tmp_path):
 @pytest.mark.slow
 def test_selfverify_scores_own_training_images_as_more_confident(tmp_path):
     """A model trained on 16 digits denoises them better than uniform noise images."""
-    from collapse_diffusion.config import DataConfig, DiffusionConfig, TrainConfig
-    from collapse_diffusion.data import load_real
-    from collapse_diffusion.train import train
-    from collapse_diffusion.verify import denoising_scores
+    from collapse_diffusion.core.config import DataConfig, DiffusionConfig, RuntimeConfig, TrainConfig
+    from collapse_diffusion.data.sources import load_real
+    from collapse_diffusion.diffusion.train import train
+    from collapse_diffusion.selection.verify import denoising_scores
     real = load_real(DataConfig(n=16), 0)
-    model = train(real.images, TrainConfig(steps=300, batch_size=16, warmup_steps=10, device="cpu", lr=3e-3),
-                  DiffusionConfig(), "digits-tiny", tmp_path / "m", 0)
+    model = train(real.images, TrainConfig(steps=300, batch_size=16, warmup_steps=10, lr=3e-3),
+                  DiffusionConfig(), "digits-tiny", tmp_path / "m", 0, runtime=RuntimeConfig("cpu"))
     noise = np.random.default_rng(0).integers(0, 256, real.images.shape).astype(np.uint8)
     s_own = denoising_scores(model, real.images, DiffusionConfig(), 8, 2, seed=1, device="cpu")
     s_noise = denoising_scores(model, noise, DiffusionConfig(), 8, 2, seed=1, device="cpu")
@@ -167,17 +167,19 @@ def test_mitigations_study_end_to_end_tiny(tmp_path, cli, monkeypatch):
     """configs/digits_mitigations.yaml at tiny budgets: every arm of both paradigms runs two cycles,
     selection records reach metrics.jsonl, and the report ranks the arms."""
     import json
+
     from conftest import ROOT
     fast = ["data.n=16", "train.steps=3", "train.batch_size=8", "train.warmup_steps=1", "sample.steps=2",
             "eval.n_generated=40", "eval.classifier_steps=10", "eval.bootstrap=5", "study.cycles=2",
-            "study.arms.selfverify.verify_timesteps=2", "study.arms.selfverify.verify_noise=1", "study.workers=1"]
+            "study.arms.selfverify.verify_timesteps=2", "study.arms.selfverify.verify_noise=1", "runtime.workers=1"]
     run = tmp_path / "mit"
     cli("run", ROOT / "configs" / "digits_mitigations.yaml", "--run-dir", run, *[a for s in fast for a in ("--set", s)])
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 10 * 2
     second = {(r["paradigm"], r["arm"]): r for r in rows if r["cycle"] == 2}
     assert second[("replace", "memfilter")]["memfilter_dropped"] is not None
-    assert second[("replace", "anchor2")]["real_anchors"] == 2 and second[("replace", "anchor2")]["real_share"] == 2 / 16
+    anchor2 = second[("replace", "anchor2")]
+    assert anchor2["real_anchors"] == 2 and anchor2["real_share"] == 2 / 16
     assert second[("accumulate-subsample", "provenance")]["detector_recall"] is not None
     assert second[("replace", "selfverify")]["verify_dropped"] == 16
     # the pool is the r*N = 32 candidates, never the extra evaluation images (eval.n_generated = 40)

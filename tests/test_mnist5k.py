@@ -3,23 +3,15 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
-
-def sampler_drift():
-    """docs/sampler_drift.py as a module (it is a script, not part of the package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("sampler_drift", ROOT / "docs" / "sampler_drift.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import sampler_drift  # a script, not part of the package
 
 
 @pytest.mark.parametrize("name", ["mnist5k.yaml", "mnist5k_long.yaml", "mnist5k_gpu.yaml"])
 def test_mnist5k_configs_validate(name):
-    from collapse_diffusion.config import load_config
-    from collapse_diffusion.model import check_fits
+    from collapse_diffusion.diffusion.model import check_fits
+    from collapse_diffusion.loop.config import load_config
     cfg = load_config(ROOT / "configs" / name)
     assert cfg.data.source == "mnist5k" and cfg.study.cycles >= 5
     assert set(cfg.study.paradigms) == {"replace", "accumulate-subsample"}
@@ -37,9 +29,9 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     run = tmp_path / "run"
     fast = ["data.n=8", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2",
             "sample.steps=2", "eval.n_generated=32", "eval.bootstrap=10", "eval.classifier_steps=10",
-            "eval.fid_real=200", "study.cycles=2", "study.workers=1"]
+            "eval.fid_real=200", "study.cycles=2", "runtime.workers=1"]
     cli("run", ROOT / "configs" / "mnist5k.yaml", "--run-dir", run, *[a for s in fast for a in ("--set", s)])
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 3 * 2 and {r["preset"] for r in rows} == {"mnist-tiny"}
     assert {r["fd_label"] for r in rows} == {"FD (classifier-mnist5k)"}
     metrics = json.loads((run / "shared" / "cycle_01" / "metrics.json").read_text())
@@ -47,18 +39,18 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     real = np.load(run / "real.npz")
     assert real["images"].shape == (8, 1, 28, 28) and len(set(real["labels"].tolist())) == 8  # 8 classes
     assert (run / "report.md").exists() and (run / "plots" / "replace_samples.png").exists()
-    grey = sampler_drift().run_rows(run)                 # the grey count per cycle, read through RunLayout
+    grey = sampler_drift.run_rows(run)                 # the grey count per cycle, read through RunLayout
     assert [(g["paradigm"], g["arm"], g["cycle"]) for g in grey] == [("shared", "*", 1)] + [
         (p, a, 2) for p in ("replace", "accumulate-subsample") for a in ("vanilla", "greedy", "tdf")]
     assert all(0 <= g["grey"] <= g["n"] and g["n"] >= 32 for g in grey)
-    assert sampler_drift().run_rows(tmp_path / "missing") == []
+    assert sampler_drift.run_rows(tmp_path / "missing") == []
 
 
 def test_sampler_drift_counts_grey_backgrounds():
-    """docs/sampler_drift.py's measure: a digit on black is not grey, the same digit on a background of
+    """scripts/sampler_drift.py's measure: a digit on black is not grey, the same digit on a background of
     40 is, a grey patch inside the border does not count, and the real 5,000 digits have none."""
-    from collapse_diffusion.data import load_mnist5k
-    drift = sampler_drift()
+    from collapse_diffusion.data.sources import load_mnist5k
+    drift = sampler_drift
     black = np.zeros((3, 1, 28, 28), np.uint8)
     black[:, :, 8:20, 12:16] = 255                      # a stroke
     grey = black.copy()

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from collapse_diffusion.config import ArmConfig
-from collapse_diffusion.data import ImageSet, make_set
-from collapse_diffusion.paradigms import equal_shares, next_training_set, real_pool_size
+from collapse_diffusion.data.images import ImageSet, make_set
+from collapse_diffusion.selection.paradigms import equal_shares, next_training_set, real_pool_size
+from collapse_diffusion.selection.registry import ArmConfig
 
 N, R = 12, 2.0
 
@@ -65,8 +65,8 @@ def test_accumulate_grows_and_fresh_uses_unseen_real():
 
 def test_feature_cache_extracts_each_image_once(tmp_path):
     """Feature-space selection over a growing pool extracts only the images not seen before."""
-    from collapse_diffusion.config import ExperimentConfig
-    from collapse_diffusion.study import Study
+    from collapse_diffusion.loop.config import ExperimentConfig
+    from collapse_diffusion.loop.study import Study
     calls = []
 
     def fake_extractor(images):

@@ -5,15 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collapse_diffusion.config import load_config
-from collapse_diffusion.data import make_set
-from collapse_diffusion.findings import findings
-from collapse_diffusion.phase import open_phase, run_phase
-from collapse_diffusion.results import correlation, distinct
+from collapse_diffusion.analysis.findings import findings
+from collapse_diffusion.analysis.results import correlation, distinct
+from collapse_diffusion.data.images import make_set
+from collapse_diffusion.loop.config import load_config
+from collapse_diffusion.loop.phase import open_phase, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["data.n=16", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "sample.steps=2",
-        "eval.classifier_steps=10", "eval.bootstrap=10", "eval.n_generated=40", "study.workers=1"]
+        "eval.classifier_steps=10", "eval.bootstrap=10", "eval.n_generated=64", "runtime.workers=1"]
 
 
 def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
@@ -22,7 +22,7 @@ def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
     cfg = load_config(ROOT / "configs" / "tiny.yaml", FAST + ["phase.n=[16,32]", "phase.steps=[10,20]"])
     studies = open_phase(tmp_path, cfg)
     rng = np.random.default_rng(0)
-    from collapse_diffusion.data import load_digits_set
+    from collapse_diffusion.data.sources import load_digits_set
     digits = load_digits_set().images
     for s in studies:
         d = s.cycle_dir("replace", "vanilla", 1)
@@ -37,7 +37,9 @@ def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
         (d / "model").mkdir(parents=True)
         (d / "model" / "config.json").write_text("{}")  # training is skipped: the samples are planted
         make_set(images, cycle=1).save(d / "samples.npz")
-    out = run_phase(tmp_path, cfg)
+    run_phase(tmp_path, cfg)
+    from collapse_diffusion.analysis.report import write_phase_report
+    out = write_phase_report(tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "phase.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {(r["n"], r["steps"]) for r in rows} == {(16, 10), (16, 20), (32, 10), (32, 20)}
     for r in rows:
@@ -75,7 +77,7 @@ def test_phase_command_end_to_end_and_resume(tmp_path, tiny_config, cli):
 def test_replicate_seeds_equal_single_seed_runs_whatever_the_workers(tmp_path, tiny_config, cli):
     common = ["--set", "study.cycles=2", "--set", "study.paradigms=[replace]",
               "--set", "study.arms=[{name: vanilla, selector: random}, {name: greedy, selector: greedy}]"]
-    cli("run", tiny_config, "--run-dir", tmp_path / "multi", "--seeds", "0,1", "--set", "study.workers=2", *common)
+    cli("run", tiny_config, "--run-dir", tmp_path / "multi", "--seeds", "0,1", "--set", "runtime.workers=2", *common)
     cli("run", tiny_config, "--run-dir", tmp_path / "one", "--set", "seed=1", *common)
     multi = [json.loads(x) for x in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
     one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
@@ -114,7 +116,7 @@ def test_findings_are_computed_from_the_rows():
                         entropy_train=h, fd=10.0))
         rows.append(row("replace", "greedy", "greedy", c, memorization_rate_lineage=0.2, generalization_score=190,
                         entropy_train=349, fd=6.0))
-    by = {f.claim: f for f in findings(rows)}
+    by = {f.claim: f for f in findings(rows, "vanilla")}
     rise = next(f for k, f in by.items() if "lineage-aware memorization rate vs D_n rises" in k)
     assert rise.held and "0.200 -> 0.500" in rise.evidence
     gs = next(f for k, f in by.items() if "GS falls" in k)
@@ -134,7 +136,7 @@ def test_every_mitigation_arm_is_judged_like_the_papers_selectors():
         rows.append(row("replace", a, "random", 1, generalization_score=200, entropy_train=350))
         rows.append(row("replace", a, "random", 2, generalization_score=100 if a == "vanilla" else 150,
                         entropy_train=300 if a == "vanilla" else 340))
-    by = {f.claim: f for f in findings(rows)}
+    by = {f.claim: f for f in findings(rows, "vanilla")}
     off = by["replace/anchor1: GS falls by less than 30% from cycle 1 to 2 (collapse held off, by the yardstick "
              "vanilla's collapse is judged on)"]
     assert off.held and "200.0 -> 150.0 (-25%)" in off.evidence
@@ -143,11 +145,25 @@ def test_every_mitigation_arm_is_judged_like_the_papers_selectors():
     assert not any(k.startswith("replace/vanilla: at cycle") for k in by)
 
 
+def test_the_baseline_is_named_not_inferred_from_the_order_of_arms():
+    """Listing anchor1 (a random-selector arm) before vanilla changes no verdict: the baseline is the
+    config's study.baseline, not the first random arm."""
+    rows = []
+    for a in ("vanilla", "anchor1"):
+        rows.append(row("replace", a, "random", 1, generalization_score=200, entropy_train=350))
+        rows.append(row("replace", a, "random", 2, generalization_score=100 if a == "vanilla" else 150,
+                        entropy_train=300 if a == "vanilla" else 340))
+    swapped = rows[2:] + rows[:2]
+    verdicts = lambda rs: sorted((f.claim, f.held, f.evidence) for f in findings(rs, "vanilla"))  # noqa: E731
+    assert verdicts(rows) == verdicts(swapped)
+    assert all("replace/vanilla: at cycle" not in c for c, _, _ in verdicts(swapped))
+
+
 def test_every_metric_plot_shows_its_data():
     """Rates get a 0-based axis; other metrics (e.g. the entropy of G_n, ~300 nats) keep theirs."""
     import matplotlib
     matplotlib.use("Agg")
-    from collapse_diffusion.results import METRICS, figure_metric
+    from collapse_diffusion.analysis.results import METRICS, figure_metric
     rows = [row("replace", a, s, c, entropy_generated=300.0 - c, fd=float(c), memorization_rate_lineage=0.0,
                 relative_copy_share=0.1, duplicate_share=0.0, memorization_rate_real=0.0, mean_nn_train=400.0,
                 entropy_space="pixel")

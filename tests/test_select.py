@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from collapse_diffusion.entropy import kl_entropy
-from collapse_diffusion.select import select
+from collapse_diffusion.measure.entropy import kl_entropy
+from collapse_diffusion.selection.registry import select
 
 
 def clustered(seed=0):

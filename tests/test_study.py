@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +23,7 @@ def make_study(config, run, **kw):
 
 
 def rows(run):
-    return [json.loads(l) for l in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -60,17 +59,19 @@ def test_tiny_study_report_and_kill9_resume(tmp_path, tiny_config, cli):
     assert (run / "metrics.jsonl").read_text() == reference
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_die_with_a_killed_study(tmp_path, tiny_config):
     """kill -9 of the study process (not its process group) takes its worker processes with it: none
     lives on to finish a training unseen and race the resumed run."""
     run = tmp_path / "r"
-    p = subprocess.Popen(CLI + ["run", str(tiny_config), "--run-dir", str(run), "--set", "study.workers=2",
+    p = subprocess.Popen(CLI + ["run", str(tiny_config), "--run-dir", str(run), "--set", "runtime.workers=2",
                                 "--set", "train.steps=2000", "--no-report"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
-        while not list(run.glob("shared/cycle_01/checkpoint")) and not list(run.glob("shared/cycle_01/train_log.jsonl")):
+        first = run / "shared" / "cycle_01"
+        while not (first / "checkpoint").exists() and not (first / "train_log.jsonl").exists():
             assert p.poll() is None and time.time() < deadline, "the study never started training"
             time.sleep(0.1)
         workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,

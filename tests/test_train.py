@@ -1,15 +1,16 @@
 import json
-import numpy as np
+
 import pytest
 import torch
 from diffusers import UNet2DModel
 
-from collapse_diffusion import train as train_mod
-from collapse_diffusion.config import DataConfig, DiffusionConfig, TrainConfig
-from collapse_diffusion.data import load_real
-from collapse_diffusion.errors import TrainingDiverged
+from collapse_diffusion.core.config import DataConfig, DiffusionConfig, RuntimeConfig, TrainConfig
+from collapse_diffusion.core.errors import TrainingDiverged
+from collapse_diffusion.data.sources import load_real
+from collapse_diffusion.diffusion import train as train_mod
 
-CFG = TrainConfig(steps=8, batch_size=16, warmup_steps=2, checkpoint_every=3, device="cpu")
+CFG = TrainConfig(steps=8, batch_size=16, warmup_steps=2, checkpoint_every=3)
+CPU = RuntimeConfig(device="cpu")
 
 
 class Killed(Exception):
@@ -26,16 +27,17 @@ def weights(path):
 
 def test_resume_equals_uninterrupted_bitwise(tmp_path):
     x = images()
-    full = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "a", seed=5))
+    full = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "a", seed=5, runtime=CPU))
 
     def kill_after_5(step):
         if step == 5:   # checkpoint at 3, steps 4-5 are lost
             raise Killed
 
     with pytest.raises(Killed):
-        train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5, on_step=kill_after_5)
+        train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5, on_step=kill_after_5,
+                        runtime=CPU)
     assert (tmp_path / "b" / "checkpoint" / "state.pt").exists() and not (tmp_path / "b" / "model").exists()
-    resumed = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5))
+    resumed = weights(train_mod.train(x, CFG, DiffusionConfig(), "digits-tiny", tmp_path / "b", seed=5, runtime=CPU))
     assert full.keys() == resumed.keys()
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     # the resumed log keeps the rows from before the kill; the checkpoint goes once the model is final
@@ -46,7 +48,7 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path):
 
 def test_model_is_diffusers_format_and_log_written(tmp_path):
     from diffusers import DDPMPipeline, DDPMScheduler
-    path = train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
+    path = train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0, runtime=CPU)
     unet = UNet2DModel.from_pretrained(path, subfolder="unet")
     assert unet.config.sample_size == 8 and (path / "unet" / "diffusion_pytorch_model.safetensors").exists()
     pipe = DDPMPipeline.from_pretrained(path)
@@ -60,14 +62,15 @@ def test_model_is_diffusers_format_and_log_written(tmp_path):
 def test_nonfinite_loss_stops(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "diffusion_loss", lambda *a: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(TrainingDiverged, match="non-finite|nan"):
-        train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0)
+        train_mod.train(images(), CFG, DiffusionConfig(), "digits-tiny", tmp_path, seed=0, runtime=CPU)
     assert not (tmp_path / "model").exists()
 
 
 def test_tf32_is_scoped_and_fast_false_reaches_sampling(tmp_path, monkeypatch):
-    """TF32 set for a stage comes back as it was (even on error); `train.fast=false` is fp32 in
-    training and sampling alike, on any device."""
-    from collapse_diffusion import distributed, stages
+    """TF32 set for a stage comes back as it was (even on error); `runtime.fast=false` and
+    `runtime.compile=false` reach sampling as they reach training, on any device."""
+    from collapse_diffusion.diffusion import distributed
+    from collapse_diffusion.loop import stages
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     with pytest.raises(RuntimeError):
         with distributed.tf32(True):
@@ -79,15 +82,16 @@ def test_tf32_is_scoped_and_fast_false_reaches_sampling(tmp_path, monkeypatch):
     assert not distributed.fast_kernels(True, torch.device("cpu"))
     seen = {}
 
-    def fake_generate(*args, fast=None, **kw):
-        seen["fast"] = fast
+    def fake_generate(model, n, seed, sample, diff, runtime, cycle):
+        seen["runtime"] = runtime
         raise RuntimeError("stop")
 
     monkeypatch.setattr(stages, "generate", fake_generate)
-    from collapse_diffusion.config import load_config
-    from collapse_diffusion.layout import CycleFiles
-    from collapse_diffusion.study import Study
-    study = Study(tmp_path, load_config(None, ["train.fast=false"]))
+    from collapse_diffusion.core.layout import CycleFiles
+    from collapse_diffusion.loop.config import load_config
+    from collapse_diffusion.loop.study import Study
+    study = Study(tmp_path, load_config(None, ["runtime.fast=false", "runtime.compile=false"]))
     with pytest.raises(RuntimeError):
         stages.stage_sample(study, CycleFiles(tmp_path), 1, 4)
-    assert seen["fast"] is False
+    assert seen["runtime"].fast is False and seen["runtime"].compile is False
+    assert not distributed.compiled(False, cuda) and distributed.compiled(None, cuda)

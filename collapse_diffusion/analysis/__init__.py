@@ -1,0 +1,3 @@
+"""Reading finished runs without torch: rows, statistics and figures, the paper's findings, the
+report, and phase tables.
+"""

@@ -1,0 +1,115 @@
+"""Distribution behind a few functions that degrade to one process.
+
+Launch with ``torchrun --nproc_per_node K -m collapse_diffusion ...``: torchrun sets RANK,
+WORLD_SIZE and MASTER_ADDR; :func:`init` joins the group (NCCL on CUDA, gloo on CPU). Without
+torchrun everything runs as rank 0 of 1.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+
+def init(device: torch.device) -> None:
+    """Join the process group when launched by torchrun; a no-op otherwise."""
+    if "RANK" in os.environ and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def run_on_main(fn, *args, **kwargs):
+    """Run ``fn`` on rank 0 only (file-writing, single-process stages) while the others wait at a
+    barrier; rank 0 gets ``fn``'s result, the others None."""
+    result = fn(*args, **kwargs) if is_main() else None
+    barrier()
+    return result
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def local_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present; under torchrun each rank takes its LOCAL_RANK GPU."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def gather_cat(x: torch.Tensor, total: int) -> torch.Tensor:
+    """Concatenate rank-strided shards (rank r holds items r, r+W, ...) back into item order."""
+    if not dist.is_initialized():
+        return x
+    w = world_size()
+    size = -(-total // w)
+    pad = torch.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    parts = [torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device) for _ in range(w)]
+    dist.all_gather(parts, torch.cat([x, pad]))
+    return torch.stack(parts, dim=1).reshape(size * w, *x.shape[1:])[:total]
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Scope torch's intra-op CPU thread count to a stage (0 keeps the current one)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fast_kernels(requested: bool | None, device: torch.device) -> bool:
+    """Whether a stage uses the fast CUDA path (bf16 autocast, TF32, fused kernels): the config's
+    ``runtime.fast`` when set, else on for CUDA; never on CPU. Training and sampling both ask here,
+    so ``runtime.fast=false`` is an fp32 run end to end."""
+    return device.type == "cuda" and (True if requested is None else bool(requested))
+
+
+def compiled(requested: bool | None, device: torch.device) -> bool:
+    """Whether a stage runs the UNet under torch.compile: ``runtime.compile`` when set, else on for
+    CUDA. Training and sampling both ask here."""
+    return device.type == "cuda" if requested is None else bool(requested)
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 matmuls and convolutions for the scope of one stage; the previous flags come back after
+    (the exact kNN later in the same process must not inherit them)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if enabled:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def show_progress() -> bool:
+    """Progress bars on rank 0 only, and not in study worker processes (TQDM_DISABLE set)."""
+    return is_main() and not os.environ.get("TQDM_DISABLE")

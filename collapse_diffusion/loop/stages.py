@@ -1,0 +1,138 @@
+"""One cycle of the self-consuming loop as files (docs/method.md §1), stage by stage, in order
+(``run_cycle``; the driver runs the same stages for a whole study, selecting between cycles):
+
+    train.npz (D_n) -> train -> model/ -> sample -> samples.npz (G_n: r*N candidates first, then
+                    more images up to eval.n_generated) -> evaluate -> metrics.json, nn.npz (with
+                    each sample's lineage root) -> select -> next cycle's train.npz (D_{n+1})
+
+Each stage reads the previous stage's files (``layout.CycleFiles``), writes its own atomically,
+and is skipped when they exist, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..core.io import atomic_write_json, read_json
+from ..core.layout import CycleFiles
+from ..core.seeds import derive_seed
+from ..data.images import load_npz
+from ..diffusion import distributed
+from ..diffusion.sample import generate, save_grid
+from ..diffusion.train import is_model, train
+from ..measure.evaluate import CycleMetrics, evaluate_to
+from ..selection.paradigms import next_training_set
+from ..selection.pipeline import Chooser
+from ..selection.record import SelectionReport
+from .rows import cycle_row
+from .study import Study
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def timed(files: CycleFiles, stage: str) -> Iterator[None]:
+    """Append the stage's wall time to timings.jsonl once it succeeds, from rank 0 only (every rank
+    runs the stage; the time is counted once). Informational: nothing reads it back but the report."""
+    t0 = time.perf_counter()
+    yield
+    if distributed.is_main():
+        with open(files.timings, "a") as fh:
+            fh.write(json.dumps({"stage": stage, "seconds": round(time.perf_counter() - t0, 3)}) + "\n")
+
+
+def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
+    if is_model(f.model):
+        return
+    c = study.cfg
+    log.info("train %s", f.dir)
+    with timed(f, "train"):
+        train(load_npz(f.train).images, c.train, c.diffusion, c.model.preset, f.dir,
+              derive_seed(c.seed, cycle, "train"), runtime=c.runtime)
+
+
+def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
+    if f.samples.exists():
+        return
+    c = study.cfg
+    log.info("sample %d images %s", n, f.dir)
+    with timed(f, "sample"):
+        g = generate(f.model, n, derive_seed(c.seed, cycle, "sample"), c.sample, c.diffusion, c.runtime, cycle)
+        if distributed.is_main():
+            save_grid(g.images[:64], f.samples_grid, nrow=8)
+            g.save(f.samples)
+    distributed.barrier()
+
+
+def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
+    """metrics.json and nn.npz of every generated image (equal counts for every arm) vs D_n and R = D_1."""
+    f = study.files(paradigm, arm, cycle)
+    if f.metrics.exists():
+        return
+    c = study.cfg
+    with timed(f, "evaluate"):
+        train_set = load_npz(f.train)
+        evaluate_to(f, load_npz(f.samples), train_set, study.real_pool.take(np.arange(study.n)), c.eval,
+                    derive_seed(c.seed, cycle, "evaluate"), study.extractor, study.real_features,
+                    study.lineage_roots(paradigm, arm, train_set), cycle=cycle)
+
+
+def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
+    """Write D_{cycle+1} of (paradigm, arm) from the pool of cycles 1..cycle, and selection.json
+    (what the arm's filters did to the pool: selection.record.SelectionReport)."""
+    out = study.files(paradigm, arm, cycle + 1)
+    if out.train.exists():
+        return
+    c, a = study.cfg, study.arm(arm)
+    # the pool: the r*N candidates of each cycle (samples.npz holds more images after them, for evaluation only)
+    generated = [load_npz(study.files(paradigm, arm, i).samples).take(np.arange(study.candidates))
+                 for i in range(1, cycle + 1)]
+    current = load_npz(study.files(paradigm, arm, cycle).train)
+    chooser = Chooser(study, paradigm, arm, cycle, current)
+    rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", f"{paradigm}/{arm}"))
+    nxt = next_training_set(paradigm, a, chooser, study.real_pool, current, generated, study.n, cycle,
+                            c.study.oversample, c.study.fresh_fraction, rng)
+    if chooser.report is None:  # no chooser call: vanilla's equal shares of accumulate-subsample, `all`
+        pooled = generated if paradigm == "accumulate-subsample" else generated[-1:]
+        made = sum(len(g) for g in pooled)
+        real = study.n if paradigm == "accumulate-subsample" else 0
+        chooser.report = SelectionReport(pool=made + real, size=len(nxt), pool_generated=made, pool_real=real)
+    report = chooser.report
+    report = dataclasses.replace(report, real_anchors=int(a.real_anchor if paradigm != "accumulate" else 0))
+    log.info("select %s/%s cycle %d -> %d images (real share %.3f)", paradigm, arm, cycle + 1, len(nxt),
+             nxt.real_share)
+    atomic_write_json(out.selection, report.to_dict())
+    nxt.save(out.train)
+
+
+def run_cycle(study: Study, paradigm: str, arm: str, cycle: int, select_next: bool = True) -> Path:
+    """Run (or finish) cycle ``cycle`` of one arm: every stage whose outputs are missing; with
+    ``select_next`` also D_{cycle+1} (the study driver selects for every arm of a shared cycle itself)."""
+    f = study.files(paradigm, arm, cycle)
+    if not f.train.exists():
+        raise FileNotFoundError(f.train)
+    stage_train(study, f, cycle)
+    stage_sample(study, f, cycle, study.n_samples)
+    distributed.run_on_main(stage_evaluate, study, paradigm, arm, cycle)
+    if select_next and cycle < study.cfg.study.cycles:
+        distributed.run_on_main(stage_select, study, paradigm, arm, cycle)
+    return f.dir
+
+
+def metrics_row(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
+    """The metrics.jsonl row (rows.py) of one arm and cycle, from its metrics.json."""
+    a = study.arm(arm)
+    f = study.files(paradigm, arm, cycle)
+    metrics = CycleMetrics.from_dict(read_json(f.metrics))
+    selection = SelectionReport.from_dict(read_json(f.selection)) if f.selection.exists() else None
+    context = {"seed": study.cfg.seed, "n": study.n, "steps": study.cfg.train.steps,
+               "preset": study.cfg.model.preset, "paradigm": paradigm, "arm": arm, "selector": a.selector,
+               "space": a.space, "cycle": cycle}
+    return cycle_row(context, metrics, selection)

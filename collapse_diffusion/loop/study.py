@@ -1,0 +1,193 @@
+"""A study's run directory (docs/method.md §1): created from one config, refused for another,
+reopened from its files, and the :class:`Study` object the stages read their inputs through.
+
+Paths come from ``layout.RunLayout``; with ``study.seeds`` of two or more, RUN holds one
+single-seed run directory per seed (RUN/seed_<s>/) and their rows together in RUN/metrics.jsonl.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..core.errors import UserError
+from ..core.layout import CycleFiles, RunLayout
+from ..data.images import ImageSet, load_npz
+from ..data.sources import extractor_pool, load_real, load_source
+from ..diffusion import distributed
+from ..diffusion.model import check_fits
+from ..measure.features import Extractor, get_extractor
+from ..selection.paradigms import real_pool_size
+from ..selection.registry import ArmConfig
+from .config import ExperimentConfig, check_study, claim_folder, load_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Study:
+    """A single-seed run directory and its config: everything a stage needs to find its inputs."""
+    root: Path
+    cfg: ExperimentConfig
+    _feature_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.root)
+
+    @property
+    def n(self) -> int:
+        return self.cfg.data.n
+
+    def arm(self, name: str) -> ArmConfig:
+        return next(a for a in self.cfg.study.arms if a.name == name)
+
+    def arms(self) -> list[tuple[str, str]]:
+        """Every (paradigm, arm) of the study."""
+        return [(p, a.name) for p in self.cfg.study.paradigms for a in self.cfg.study.arms]
+
+    def files(self, paradigm: str, arm: str, cycle: int) -> CycleFiles:
+        return self.layout.cycle(paradigm, arm, cycle)
+
+    def cycle_dir(self, paradigm: str, arm: str, cycle: int) -> Path:
+        return self.files(paradigm, arm, cycle).dir
+
+    @cached_property
+    def real_pool(self) -> ImageSet:
+        return load_npz(self.layout.real)
+
+    @cached_property
+    def extractor_images(self) -> ImageSet:
+        """The classifier's labelled pool (runs from before it was saved fall back to the real pool)."""
+        path = self.layout.extractor_data
+        return load_npz(path) if path.exists() else self.real_pool
+
+    @cached_property
+    def extractor(self) -> Optional[Extractor]:
+        e = self.cfg.eval
+        if e.extractor != "inception" and (self.real_pool.labels < 0).any():
+            log.warning("real data has no labels and eval.extractor is not inception: FD is not computed")
+            return None
+        return get_extractor(e, self.extractor_images, self.cfg.data.source, self.layout.extractor, self.cfg.seed)
+
+    @cached_property
+    def real_features(self) -> Optional[np.ndarray]:
+        """Features of the FD reference: every image of the pool (eval.fid_real = 0) or its first
+        eval.fid_real."""
+        if self.extractor is None:
+            return None
+        pool = self.extractor_images
+        return self.extractor(pool.images[:self.cfg.eval.fid_real or len(pool)])
+
+    def features(self, key: str, images: ImageSet) -> np.ndarray:
+        """Extractor features of ``images``; each image (by provenance, within ``key``'s arm) is
+        extracted once per process, so a growing accumulate pool costs only its new images."""
+        cache = self._feature_cache.setdefault(key, {})
+        prov = [tuple(p) for p in images.provenance.tolist()]
+        new = [i for i, p in enumerate(prov) if p not in cache]
+        if new:
+            for i, f in zip(new, self.extractor(images.images[new])):
+                cache[prov[i]] = f
+        return np.stack([cache[p] for p in prov])
+
+    @property
+    def candidates(self) -> int:
+        """r*N candidates for every arm (each arm's target size is at most that)."""
+        return max(self.n, int(round(self.cfg.study.oversample * self.n)))
+
+    @property
+    def n_samples(self) -> int:
+        """Images generated per cycle: the candidates first, then more for evaluation."""
+        return max(self.candidates, self.cfg.eval.n_generated)
+
+    def lineage_roots(self, paradigm: str, arm: str, s: ImageSet) -> np.ndarray:
+        """(n, 2) lineage root of each image of ``s`` (docs/method.md §7): a real image is its own
+        root; a generated image (c, j) takes the root recorded for sample j when cycle c was evaluated."""
+        roots = s.provenance.copy()
+        for c in np.unique(s.provenance[:, 0]):
+            rows = s.provenance[:, 0] == c
+            path = self.files(paradigm, arm, int(c)).nn
+            if c > 0 and path.exists():
+                with np.load(path) as z:
+                    if "root" in z:
+                        roots[rows] = z["root"][s.provenance[rows, 1]]
+        return roots
+
+
+def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:
+    """Create ``root`` for ``cfg`` or reopen it; ``cfg=None`` reopens with the saved config.
+
+    All checks that can fail (data present, sizes, config match) run before any training starts.
+    """
+    layout = RunLayout(root)
+    if cfg is None:
+        if not layout.config.exists():
+            raise UserError(f"'{root}' is not a run directory (no config.yaml); start it with "
+                            f"`collapse-diffusion run CONFIG`")
+        return Study(layout.root, load_config(layout.config))
+    claim_folder(layout.root, cfg, save=False)
+    distributed.run_on_main(_init_run, layout, cfg)
+    if not layout.real.exists():
+        raise UserError(f"could not initialise '{root}'; see the error of rank 0")
+    return Study(layout.root, cfg)
+
+
+def _init_run(layout: RunLayout, cfg: ExperimentConfig) -> None:
+    if not layout.real.exists():
+        _init_data(layout, cfg)
+    claim_folder(layout.root, cfg)  # the config is recorded once the data is in place
+
+
+def _init_data(layout: RunLayout, cfg: ExperimentConfig) -> None:
+    s = cfg.study
+    need = real_pool_size(cfg.data.n, s.cycles, s.paradigms, s.fresh_fraction)
+    available = len(load_source(cfg.data))
+    if need > available:
+        raise UserError(f"the study needs {need} real images (N={cfg.data.n}"
+                        f"{', plus fresh ones for later cycles' if need > cfg.data.n else ''}) but "
+                        f"{cfg.data.source} has {available}; lower data.n")
+    check_study(cfg)
+    real = load_real(cfg.data, cfg.seed, need)
+    check_fits(cfg.model.preset, real.shape[-1])
+    extractor_pool(cfg.data, cfg.seed).save(layout.extractor_data)
+    real.take(np.arange(cfg.data.n)).save(layout.shared.train)
+    real.save(layout.real)
+
+
+def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """One single-seed config per replicate (study.seeds; none given: the top-level seed)."""
+    seeds = cfg.study.seeds or (cfg.seed,)
+    return [dataclasses.replace(cfg, seed=s, study=dataclasses.replace(cfg.study, seeds=())) for s in seeds]
+
+
+def open_studies(root: Path, cfg: ExperimentConfig | None = None) -> list[Study]:
+    """The single-seed studies of ``root``: itself, or RUN/seed_<s> for each of two or more seeds."""
+    layout = RunLayout(root)
+    if cfg is None:
+        if not layout.config.exists():
+            open_study(root)  # raises: not a run directory
+        cfg = load_config(layout.config)
+    configs = seed_configs(cfg)
+    if distributed.is_main() and layout.root.is_dir():
+        from ..core.io import remove_stale_temporaries
+        remove_stale_temporaries(layout.root)  # what a killed run left half-written
+    if len(configs) == 1:
+        return [open_study(layout.root, cfg if not cfg.study.seeds else configs[0])]
+    claim_folder(layout.root, cfg, save=False)
+    studies = [open_study(layout.seed(c.seed).root, c) for c in configs]
+    claim_folder(layout.root, cfg)
+    return studies
+
+
+def resolve_arm(study: Study, spec: str) -> tuple[str, str]:
+    """``paradigm/arm``, or ``arm`` when the study has one paradigm."""
+    choices = study.arms()
+    for p, a in choices:
+        if spec in (f"{p}/{a}", a if len(study.cfg.study.paradigms) == 1 else None):
+            return p, a
+    raise UserError(f"unknown arm '{spec}'; choose from {', '.join(f'{p}/{a}' for p, a in choices)}")

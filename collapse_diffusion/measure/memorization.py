@@ -1,0 +1,127 @@
+"""Nearest-neighbour metrics of generated images against training and real sets (docs/method.md §4, §7).
+
+All functions take float feature arrays (N, D); for the paper's metrics these are pixels on the
+0-255 scale (``ImageSet.flat()``), so distances are in pixel L2 units.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.records import Col, Record, detail, metric
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval of a proportion (docs/method.md §8): honest at 0/n and n/n."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    from scipy.stats import beta
+    a = (1 - level) / 2
+    lo = 0.0 if successes == 0 else float(beta.ppf(a, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1 - a, successes + 1, n - successes))
+    return lo, hi
+
+
+def proportion(flags: np.ndarray) -> tuple[float, list[float]]:
+    """(rate, [lo, hi]) of 0/1 ``flags`` with its Clopper-Pearson 95% interval."""
+    k, n = int(np.sum(flags)), len(flags)
+    return (k / n if n else float("nan")), list(clopper_pearson(k, n))
+
+
+def group_codes(roots: Optional[np.ndarray], n: int) -> np.ndarray:
+    """(n,) int group code of each training image from its (n, 2) lineage root; None: all distinct."""
+    if roots is None:
+        return np.arange(n)
+    return np.unique(np.asarray(roots).reshape(n, -1), axis=0, return_inverse=True)[1].reshape(n)
+
+
+def _outside_group(dist: np.ndarray, idx: np.ndarray, groups: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """Per row, the first (smallest) distance whose neighbour's group differs from ``of`` (inf: none)."""
+    other = groups[idx] != of[:, None]
+    first = other.argmax(1)
+    return np.where(other.any(1), dist[np.arange(len(dist)), first], np.inf)
+
+
+TRAIN, REAL = "vs_train", "vs_real"  # the roles of a report: against D_n, against R
+
+
+@dataclass(frozen=True)
+class NNReport(Record):
+    """Nearest-neighbour metrics of a generated set against one reference set (D_n or R)."""
+    memorization_rate: float = metric(
+        "memorization rate (1/3 rule)", ci="memorization_ci95", n=("n_generated", "n_reference"), rate=True,
+        columns={TRAIN: Col("memorization_rate", "memorization rate vs D_n (1/3 rule)", "mem. 1/3 rule"),
+                 REAL: Col("memorization_rate_real", "memorization rate vs real R", "mem. vs R")})
+    memorization_ci95: tuple = detail(columns={TRAIN: Col("memorization_ci95", ""),
+                                               REAL: Col("memorization_real_ci95", "")})
+    memorization_rate_lineage: Optional[float] = metric(
+        "lineage-aware memorization rate", ci="memorization_lineage_ci95", n="n_generated", rate=True,
+        columns={TRAIN: Col("memorization_rate_lineage", "lineage-aware memorization rate vs D_n",
+                            "mem. lineage-aware", rank=True)})
+    memorization_lineage_ci95: Optional[tuple] = detail(columns={TRAIN: Col("memorization_lineage_ci95", "")})
+    relative_copy_share: Optional[float] = metric(
+        "share with relative NN distance < threshold", ci="relative_copy_ci95", n="n_generated", rate=True,
+        columns={TRAIN: Col("relative_copy_share", "share with relative NN distance < 1/3", "relative < 1/3")})
+    relative_copy_ci95: Optional[tuple] = detail(columns={TRAIN: Col("relative_copy_ci95", "")})
+    relative_nn_median: Optional[float] = metric(
+        "median relative NN distance", columns={TRAIN: Col("relative_nn_median", "median relative NN distance",
+                                                            plot=False)})
+    duplicate_share: Optional[float] = metric(
+        "share of the reference set in duplicate lineages", rate=True, n="n_reference",
+        columns={TRAIN: Col("duplicate_share", "share of D_n in duplicate lineages", "dup. share")})
+    generalization_score: float = metric(
+        "generalization score (mean NN distance, pixel L2)", fmt=".1f", n="n_generated",
+        columns={TRAIN: Col("generalization_score", "GS: mean NN distance to D_n (pixel L2)", "GS", rank=True)})
+    exact_copies: int = metric("exact copies", fmt="d", columns={TRAIN: Col("exact_copies", "exact copies of D_n",
+                                                                             plot=False)})
+    n_generated: int = detail("generated images", columns={TRAIN: Col("n_generated", "generated images")})
+    n_reference: int = detail("reference images", columns={REAL: Col("n_real", "real images")})
+    threshold: float = detail("NN1/NN2 threshold")
+
+
+def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
+              train_roots: Optional[np.ndarray] = None) -> tuple[NNReport, dict[str, np.ndarray]]:
+    """Memorization rate, copy measures and generalization score of ``gen`` (m, D) against ``train``.
+
+    - 1/3 rule (Yoon et al. 2023): x is a copy when ||x - NN1|| / ||x - NN2|| < threshold.
+    - lineage-aware 1/3 rule (docs/method.md §7): NN2 is the nearest training image outside NN1's
+      lineage group (``train_roots``: (n, 2) root provenance per training image; None = distinct).
+    - relative NN distance rho = ||x - NN1|| / delta(NN1), delta(z) the distance of z to the nearest
+      training image of another group; the share with rho < threshold.
+    - GS = mean_x ||x - NN1|| (docs/method.md §4).
+    Rates carry Clopper-Pearson 95% intervals. Returns the report and the per-sample arrays
+    (ratios, lineage ratios, NN indices and distances) for pictures and lineage.
+    """
+    from .knn import knn
+    groups = group_codes(train_roots, len(train))
+    biggest = int(np.bincount(groups).max())
+    k = min(len(train), max(2, biggest + 1))  # the k nearest always hold one image of another group
+    nb = knn(gen, train, k=k)
+    d1, d2 = nb.dist[:, 0], nb.dist[:, 1]
+    nn1 = nb.idx[:, 0]
+    ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 0.0)  # two exact copies: ratio 0, a copy
+    d2_other = _outside_group(nb.dist, nb.idx, groups, groups[nn1])
+    ratio_lineage = np.where(d2_other > 0, d1 / np.where(d2_other > 0, d2_other, 1.0), 0.0)
+    self_nb = knn(train, None, k=min(len(train) - 1, biggest)) if len(train) > 1 else None
+    delta = (_outside_group(self_nb.dist, self_nb.idx, groups, groups) if self_nb is not None
+             else np.full(len(train), np.inf))
+    rho = d1 / np.maximum(delta[nn1], 1e-12)
+    rate, ci = proportion(ratio < threshold)
+    rate_l, ci_l = proportion(ratio_lineage < threshold)
+    rel, rel_ci = proportion(rho < threshold)
+    report = NNReport(memorization_rate=rate, memorization_ci95=tuple(ci), memorization_rate_lineage=rate_l,
+                      memorization_lineage_ci95=tuple(ci_l), relative_copy_share=rel, relative_copy_ci95=tuple(rel_ci),
+                      relative_nn_median=float(np.median(rho)), generalization_score=float(d1.mean()),
+                      n_generated=len(gen), n_reference=len(train), threshold=threshold,
+                      exact_copies=int((d1 == 0).sum()),
+                      duplicate_share=float(np.mean(np.bincount(groups)[groups] > 1)))
+    arrays = {"ratios": ratio, "ratios_lineage": ratio_lineage, "nn_index": nb.idx[:, :2], "nn_dist": nb.dist[:, :2]}
+    return report, arrays
+
+
+def trace_cov(x: np.ndarray) -> float:
+    """Trace of the sample covariance of (N, D) ``x``: the total variance."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    return float(x.var(axis=0, ddof=1).sum())

@@ -1,0 +1,129 @@
+"""Ground truth for copy measures (docs/method.md §7): synthetic self-consuming loops whose every
+sample carries a known copy label, run through the tool's own evaluation and lineage code.
+
+A synthetic "model" of cycle n draws each of its m samples from its training set D_n:
+
+- with probability p_n (the scenario's copy share at cycle n) it **copies**: a uniformly drawn
+  training image z plus Gaussian noise of standard deviation ``precision`` grey levels per pixel
+  (fixed pixel precision), or of ``precision`` times the ratio of D_n's median 1-NN spacing to
+  D_1's (``follows_spacing``: a copier as loose as the set is spread); ``favourites = k`` copies only
+  the first k images of D_n, which fills D_{n+1} with twins (copies of copies);
+- otherwise it **interpolates**: (1 - l) z + l z' with z' one of z's three nearest distinct training
+  images and l ~ U(0.25, 0.75). Interpolation is not copying, and it contracts the set.
+
+Samples are rounded to uint8. D_{n+1} is N of the first r*N samples drawn at random (replace, the
+vanilla arm). Each cycle is evaluated by ``evaluate.evaluate_sets`` against D_n (with the lineage
+roots the evaluation itself propagates, as a study does) and against R = D_1, and every copy share
+the tool reports is set beside the truth: the share of G_n's samples that are copies. The scores
+and the table are ``analysis.copy_suite``'s; `collapse-diffusion groundtruth` runs the suite.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.config import EvalConfig
+from ..data.images import ImageSet, make_set
+
+# metrics.jsonl-style names of the copy shares the evaluation reports, and where they sit in CycleMetrics
+MEASURES = {
+    "memorization_rate": ("vs_train", "memorization_rate"),
+    "memorization_rate_lineage": ("vs_train", "memorization_rate_lineage"),
+    "relative_copy_share": ("vs_train", "relative_copy_share"),
+    "memorization_rate_real": ("vs_real", "memorization_rate"),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A synthetic copier: its copy share per cycle and how it copies."""
+    name: str
+    copy_share: tuple[float, ...]    # p_n for cycles 1, 2, ...
+    precision: float = 6.0           # copy noise, grey levels (std per pixel)
+    follows_spacing: bool = False    # precision scales with D_n's spacing (relative to D_1's)
+    favourites: Optional[int] = None # copies only the first k images of D_n (twins in D_{n+1})
+
+    @property
+    def cycles(self) -> int:
+        return len(self.copy_share)
+
+
+SCENARIOS = (
+    Scenario("constant copier, fixed precision", (0.4,) * 5),
+    Scenario("rising copier", (0.2, 0.4, 0.6, 0.8, 0.95)),
+    Scenario("falling copier", (0.9, 0.7, 0.5, 0.35, 0.2)),
+    Scenario("copier as loose as the set is spread", (0.6,) * 5, precision=3.0, follows_spacing=True),
+    Scenario("non-copier that contracts", (0.0,) * 5),
+    Scenario("twins: copies of a few favourites", (0.6,) * 5, favourites=8),
+)
+
+
+def _spacing(x: np.ndarray) -> float:
+    """Median distance from each image to its nearest other image (pixel L2)."""
+    from .knn import knn
+    return float(np.median(knn(x, None, k=1).dist[:, 0]))
+
+
+def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: np.random.Generator,
+                      cycle: int, favourites: Optional[int] = None) -> tuple[ImageSet, np.ndarray]:
+    """(m samples with provenance (cycle, i), (m,) bool copy label) of a synthetic model of ``train``."""
+    from .knn import knn
+    x = train.flat().astype(np.float64)
+    n = len(x)
+    nb = knn(x.astype(np.float32), None, k=min(n - 1, 8))
+    copy = rng.random(m) < p
+    src = rng.integers(0, min(n, favourites or n), m)
+    out = np.empty((m, x.shape[1]))
+    noise = rng.normal(size=(m, x.shape[1]))
+    lam = rng.uniform(0.25, 0.75, m)
+    pick = rng.integers(0, 3, m)
+    for i in range(m):
+        z = x[src[i]]
+        if copy[i]:
+            out[i] = z + precision * noise[i]
+            continue
+        distinct = nb.idx[src[i]][nb.dist[src[i]] > 0][:3]
+        partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
+        out[i] = (1 - lam[i]) * z + lam[i] * partner
+    images = np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(m, *train.shape)
+    return make_set(images, cycle=cycle), copy
+
+
+def run_suite(sources: tuple[str, ...], sizes: tuple[int, ...], seeds: tuple[int, ...], m: int = 1024,
+              scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[dict]:
+    """Every scenario from every real source and size N, on every seed (R: the seeded class-balanced
+    subset of that seed): the rows of ``run_loop``, each tagged with its data set."""
+    from ..core.config import DataConfig
+    from ..data.sources import load_real
+    rows = []
+    for source in sources:
+        for n in sizes:
+            for seed in seeds:
+                real = load_real(DataConfig(source=source, n=n), seed)
+                rows += [{**row, "data": source} for sc in scenarios for row in run_loop(real, sc, seed, m)]
+    return rows
+
+
+def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, oversample: float = 2.0) -> list[dict]:
+    """One synthetic replace loop from ``real`` (= R = D_1): per cycle, the truth and every measure."""
+    from .evaluate import evaluate_sets
+    rng = np.random.default_rng(seed)
+    cfg = EvalConfig(n_generated=m, bootstrap=0)
+    train, roots = real, real.provenance
+    first = _spacing(real.flat())
+    rows = []
+    for cycle, p in enumerate(scenario.copy_share, start=1):
+        spacing = _spacing(train.flat())
+        precision = scenario.precision * (spacing / first if scenario.follows_spacing else 1.0)
+        gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites)
+        metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, train_roots=roots)
+        row = {"scenario": scenario.name, "d": int(np.prod(real.shape)), "n": len(real), "seed": seed,
+               "cycle": cycle, "m": m, "truth": float(copy.mean()), "spacing": spacing, "precision": precision}
+        for name, (part, field) in MEASURES.items():
+            row[name] = getattr(getattr(metrics, part), field)
+        rows.append(row)
+        keep = rng.choice(int(round(oversample * len(real))), len(real), replace=False)
+        train, roots = gen.take(keep), arrays["root"][keep]
+    return rows

@@ -1,0 +1,96 @@
+"""How the next training set D_{n+1} is built (docs/method.md §1). Pure functions of image sets.
+
+N is the size of D_1. With a selector, M_n generates r*N candidates G_n and the selector picks N;
+the ``all`` selector keeps every candidate (the vanilla-rN control, training size r*N).
+
+- replace:              D_{n+1} = select(G_n)
+- accumulate-subsample: D_{n+1} = N images from R u G_1 u ... u G_n. The random (vanilla) arm takes
+                        an equal share of each of the n+1 sources, so the real share is ~1/(n+1);
+                        greedy and tdf select from the whole pool.
+- accumulate:           D_{n+1} = D_n u select(G_n)          (grows by N each cycle)
+- fresh:                D_{n+1} = lambda*N new real images never used before u select(G_n) of the rest
+Provenance travels with every image, so the real share of D_{n+1} is exact.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..data.images import ImageSet
+from .registry import ArmConfig
+
+# (pool features or images, n, rng) -> indices; bound to an arm and a feature space by the caller
+Chooser = Callable[[ImageSet, int, np.random.Generator], np.ndarray]
+
+
+def target_size(arm: ArmConfig, n: int, oversample: float) -> int:
+    """Training-set size an arm keeps per source: N, or r*N for the vanilla-rN control (``all``)."""
+    return int(round(oversample * n)) if arm.entry.keeps_all else n
+
+
+def equal_shares(total: int, parts: int) -> list[int]:
+    """Split ``total`` into ``parts`` near-equal integers, the larger ones first."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def fresh_count(n: int, fraction: float) -> int:
+    """New real images per cycle under the fresh paradigm: round(lambda * N)."""
+    return int(round(fraction * n))
+
+
+def real_pool_size(n: int, cycles: int, paradigms: tuple[str, ...], fraction: float) -> int:
+    """Real images a study needs: N for D_1, plus lambda*N unused ones per later cycle for fresh."""
+    return n + ((cycles - 1) * fresh_count(n, fraction) if "fresh" in paradigms else 0)
+
+
+def equal_shares_arm(arm: ArmConfig) -> bool:
+    """Whether accumulate-subsample takes an equal share of each source (vanilla, no pool filter)."""
+    return arm.entry.equal_shares and arm.provenance is None
+
+
+def next_training_set(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
+                      generated: list[ImageSet], n: int, cycle: int, oversample: float, fresh_fraction: float,
+                      rng: np.random.Generator) -> ImageSet:
+    """D_{cycle+1} from D_cycle (``current``) and G_1..G_cycle (``generated``, candidates of each cycle).
+
+    ``real_pool`` holds R = D_1 in its first N rows and, under fresh, the unused real images after.
+    With ``arm.real_anchor = m`` the first m images of R are in every training set and the paradigm
+    fills the other size - m (accumulate keeps all of D_1 anyway).
+    """
+    size = target_size(arm, n, oversample)
+    m = arm.real_anchor if paradigm != "accumulate" else 0
+    anchor = real_pool.take(np.arange(m))
+    rest = _build(paradigm, arm, choose, real_pool, current, generated, n, m, size - m, cycle, fresh_fraction, rng)
+    return ImageSet.concat([anchor, rest]) if m else rest
+
+
+def _build(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
+           generated: list[ImageSet], n: int, m: int, size: int, cycle: int, fresh_fraction: float,
+           rng: np.random.Generator) -> ImageSet:
+    """The training set without its anchors (``m`` real images already taken)."""
+    latest = generated[-1]
+    if paradigm == "replace":
+        return _pick(arm, choose, latest, size, rng)
+    if paradigm == "accumulate":
+        return ImageSet.concat([current, _pick(arm, choose, latest, size, rng)])
+    if paradigm == "fresh":
+        k = fresh_count(n, fresh_fraction)
+        start = n + (cycle - 1) * k
+        new_real = real_pool.take(np.arange(start, start + k))
+        return ImageSet.concat([new_real, _pick(arm, choose, latest, size - k, rng)])
+    if paradigm == "accumulate-subsample":
+        sources = [real_pool.take(np.arange(m, n))] + generated
+        if equal_shares_arm(arm):
+            parts = [s.take(rng.choice(len(s), size=min(c, len(s)), replace=False))
+                     for s, c in zip(sources, equal_shares(size, len(sources)))]
+            return ImageSet.concat(parts)
+        pool = ImageSet.concat(sources)
+        return pool.take(choose(pool, size, rng))
+    raise ValueError(f"unknown paradigm '{paradigm}'")
+
+
+def _pick(arm: ArmConfig, choose: Chooser, candidates: ImageSet, size: int, rng: np.random.Generator) -> ImageSet:
+    if arm.entry.keeps_all:
+        return candidates.take(np.arange(min(size, len(candidates))))
+    return candidates.take(choose(candidates, size, rng))
