@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -35,6 +38,8 @@ ConfigArg = typer.Option(None, "--config", "-c", metavar="YAML",
                          help="YAML experiment config (default: built-in digits defaults).")
 SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
                      help="Override a config key: section.key=value (repeatable).")
+WaitOpt = typer.Option(False, "--wait", help="If another process holds the run directory, wait for it instead of "
+                                                "refusing.")
 
 
 def _cfg(config: Optional[Path], overrides: List[str]) -> ExperimentConfig:
@@ -68,6 +73,8 @@ def data(config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt,
 
     from .data.sources import load_real
     cfg = _cfg(config, overrides)
+    if n is not None and n < 1:
+        raise UserError(f"--n {n}: the subset needs at least 1 image")
     real = load_real(cfg.data, cfg.seed, n)
     classes, counts = np.unique(real.labels, return_counts=True)
     typer.echo(f"{cfg.data.source}: {len(real)} images, shape {real.shape}, uint8 0-255, "
@@ -128,6 +135,8 @@ def sample(model: Path = typer.Argument(..., help="A model folder written by `tr
         raise UserError(f"'{model}' is not a model folder (no model_index.json); pass OUT/model of a `train` run")
     if n < 1:
         raise UserError("--count must be at least 1")
+    _check_seed(seed, "--seed")
+    _check_room(model, n)
     images = generate(model, n, seed, cfg.sample, cfg.diffusion, cfg.runtime)
     if distributed.is_main():
         _write_set(images, out, cfg)
@@ -226,6 +235,7 @@ def select_cmd(source: Path = typer.Argument(..., help="A pool of candidate imag
       collapse-diffusion select samples.npz next.npz --arm tdf -c configs/digits.yaml --n 16
       collapse-diffusion select runs/digits --arm replace/greedy --cycle 1
     """
+    _check_seed(seed, "--seed")
     if source.is_dir():
         return _select_in_run(source, arm, cycle)
     if out is None or cycle is not None:
@@ -251,16 +261,20 @@ def select_cmd(source: Path = typer.Argument(..., help="A pool of candidate imag
 def _select_in_run(root: Path, spec: str, cycle: Optional[int]) -> None:
     from .loop.stages import stage_select
     from .loop.study import open_study, resolve_arm
-    study = open_study(root)
-    paradigm, arm = resolve_arm(study, spec)
-    last = study.cfg.study.cycles - 1
-    if cycle is None or not 1 <= cycle <= last:
-        raise UserError(f"run form: pass --cycle between 1 and {last} (D_{{cycle+1}} is chosen from cycles 1..cycle)")
-    missing = [i for i in range(1, cycle + 1) if not study.files(paradigm, arm, i).samples.exists()]
-    if missing:
-        raise UserError(f"cycle {missing[0]} of {paradigm}/{arm} has no samples yet; run it first "
-                        f"(collapse-diffusion cycle {root} {paradigm}/{arm} {missing[0]})")
-    stage_select(study, paradigm, arm, cycle)
+    if not (root / "config.yaml").exists():
+        open_study(root)  # refuses: not a run directory
+    with _locked(root, False):
+        study = open_study(root)
+        paradigm, arm = resolve_arm(study, spec)
+        last = study.cfg.study.cycles - 1
+        if cycle is None or not 1 <= cycle <= last:
+            raise UserError(f"run form: pass --cycle between 1 and {last} (D_{{cycle+1}} is chosen from cycles "
+                            f"1..cycle)")
+        missing = [i for i in range(1, cycle + 1) if not study.files(paradigm, arm, i).samples.exists()]
+        if missing:
+            raise UserError(f"cycle {missing[0]} of {paradigm}/{arm} has no samples yet; run it first "
+                            f"(collapse-diffusion cycle {root} {paradigm}/{arm} {missing[0]})")
+        stage_select(study, paradigm, arm, cycle)
     typer.echo(f"wrote {study.files(paradigm, arm, cycle + 1).train}")
 
 
@@ -312,6 +326,38 @@ def _csv(text: str, kind, option: str) -> list:
     return values
 
 
+def _locked(root: Path, wait: bool):
+    """The run directory's exclusive lock (rank 0 only: torchrun's ranks share one run)."""
+    from contextlib import nullcontext
+
+    from .core.lock import exclusive
+    from .diffusion import distributed
+    return exclusive(root, wait) if distributed.is_main() else nullcontext()
+
+
+def _check_seed(seed: int, option: str) -> None:
+    """One rule for seeds everywhere (the config's `seed` and study.seeds too): non-negative integers."""
+    if seed < 0:
+        raise UserError(f"{option} {seed}: a seed must be a non-negative integer")
+
+
+def _check_room(model: Path, n: int) -> None:
+    """Refuse a sample count whose images could not fit in memory, before anything is allocated."""
+    import json as _json
+    import os
+    try:
+        size = _json.loads((Path(model) / "unet" / "config.json").read_text())
+        pixels = size["in_channels"] * size["sample_size"] ** 2
+    except (OSError, KeyError, ValueError):
+        return
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2 ** 40
+    need = n * pixels * 4 * 3  # float32 working copies while sampling
+    if need > memory // 2:
+        most = memory // 2 // (pixels * 4 * 3)
+        raise UserError(f"--count {n}: {n} images of {pixels} pixels need about {need / 2 ** 30:.0f} GiB; this machine "
+                        f"has {memory / 2 ** 30:.0f} GiB, so ask for at most {most} (or sample in several calls)")
+
+
 def _classifier_data(cfg: ExperimentConfig):
     """What the classifier extractor trains on: the same seeded pool a study's classifier uses."""
     from .data.sources import extractor_pool
@@ -324,7 +370,8 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
         overrides: List[str] = SetOpt,
         seeds: Optional[str] = typer.Option(None, "--seeds",
                                             help="Replicates, comma-separated (= --set study.seeds=[...])."),
-        report: bool = typer.Option(True, help="Write report.md and plots when the study completes.")) -> None:
+        report: bool = typer.Option(True, help="Write report.md and plots when the study completes."),
+        wait: bool = WaitOpt) -> None:
     """Run a whole study: every cycle of every paradigm and arm (and seed), resuming from existing files.
 
     Examples:
@@ -337,14 +384,16 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
     """
     from .loop.driver import run_studies
     from .loop.study import open_studies
-    cfg = _cfg(config, list(overrides) + ([f"study.seeds=[{seeds}]"] if seeds else []))
+    extra = [f"study.seeds=[{','.join(map(str, _csv(seeds, int, '--seeds')))}]"] if seeds is not None else []
+    cfg = _cfg(config, list(overrides) + extra)
     root = run_dir or Path("runs") / config.stem
-    path = run_studies(open_studies(root, cfg), root)
-    typer.echo(f"wrote {path}")
-    from .diffusion import distributed
-    if report and distributed.is_main():
-        from .analysis.report import write_report
-        typer.echo(f"wrote {write_report(root)}")
+    with _locked(root, wait):
+        path = run_studies(open_studies(root, cfg), root)
+        typer.echo(f"wrote {path}")
+        from .diffusion import distributed
+        if report and distributed.is_main():
+            from .analysis.report import write_report
+            typer.echo(f"wrote {write_report(root)}")
 
 
 @app.command()
@@ -357,7 +406,7 @@ def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, tr
                                                 help="Comma-separated step budgets (default: phase.steps)."),
           cycles: Optional[int] = typer.Option(None, "--cycles",
                                                help="Replace cycles per cell (default: phase.cycles)."),
-          overrides: List[str] = SetOpt) -> None:
+          overrides: List[str] = SetOpt, wait: bool = WaitOpt) -> None:
     """Phase diagram: memorization rate, GS and FD over a grid of N x training steps (x presets).
 
     One replace/vanilla study per cell, trained in parallel and resumable; writes RUN/phase.md
@@ -372,22 +421,24 @@ def phase(config: Path = typer.Argument(..., help="Config (YAML) whose model, tr
       collapse-diffusion phase configs/digits.yaml --set phase.presets=[digits-tiny,mnist-small]
     """
     from .loop.phase import run_phase
-    extra = [f"phase.n=[{sizes}]"] if sizes else []
-    extra += [f"phase.steps=[{budgets}]"] if budgets else []
+    extra = [f"phase.n=[{','.join(map(str, _csv(sizes, int, '--sizes')))}]"] if sizes is not None else []
+    extra += [f"phase.steps=[{','.join(map(str, _csv(budgets, int, '--budgets')))}]"] if budgets is not None else []
     extra += [f"phase.cycles={cycles}"] if cycles is not None else []
     cfg = _cfg(config, list(overrides) + extra)
     root = run_dir or Path("runs") / f"phase_{config.stem}"
-    typer.echo(f"wrote {run_phase(root, cfg)}")
-    from .analysis.report import write_phase_report
-    from .diffusion import distributed
-    if distributed.is_main():
-        typer.echo(f"wrote {write_phase_report(root)}")
+    with _locked(root, wait):
+        typer.echo(f"wrote {run_phase(root, cfg)}")
+        from .analysis.report import write_phase_report
+        from .diffusion import distributed
+        if distributed.is_main():
+            typer.echo(f"wrote {write_phase_report(root)}")
 
 
 @app.command()
 def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `run` or `init`."),
           arm: str = typer.Argument(..., help="paradigm/arm, e.g. replace/greedy (or arm with one paradigm)."),
-          n: int = typer.Argument(..., help="Cycle number (1 = training on real data).")) -> None:
+          n: int = typer.Argument(..., help="Cycle number (1 = training on real data)."),
+          wait: bool = WaitOpt) -> None:
     """Run one cycle of one arm: train on D_n, sample r*N, evaluate, select D_{n+1}.
 
     Examples:
@@ -399,17 +450,20 @@ def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `
     """
     from .loop.driver import cycle_command
     from .loop.study import open_study
-    study = open_study(run_dir)
-    from .diffusion import distributed
-    distributed.init(distributed.local_device(study.cfg.runtime.device))
-    d = cycle_command(study, arm, n)
+    if not (run_dir / "config.yaml").exists():
+        open_study(run_dir)  # refuses: not a run directory
+    with _locked(run_dir, wait):
+        study = open_study(run_dir)
+        from .diffusion import distributed
+        distributed.init(distributed.local_device(study.cfg.runtime.device))
+        d = cycle_command(study, arm, n)
     typer.echo(f"cycle {n} of {arm} done: {d}")
 
 
 @app.command()
 def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
          run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config name>)."),
-         overrides: List[str] = SetOpt) -> None:
+         overrides: List[str] = SetOpt, wait: bool = WaitOpt) -> None:
     """Create a run directory (config, real pool, D_1) without running anything; checks the config.
 
     Examples:
@@ -420,7 +474,8 @@ def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
     from .loop.study import open_study
     cfg = _cfg(config, overrides)
     root = run_dir or Path("runs") / config.stem
-    open_study(root, cfg)
+    with _locked(root, wait):
+        open_study(root, cfg)
     typer.echo(f"initialised {root}")
 
 
@@ -446,8 +501,32 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
     typer.echo(f"wrote {len(images)} images to {out} and {out.with_suffix('.png')}")
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for a failed read or write: what went wrong, where, and what to do."""
+    import errno
+    where = f" '{exc.filename}'" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (f"the disk is full{' writing' + where if where else ''}; free some space and run the same command "
+                f"again (finished files are kept, half-written ones are cleaned up)")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+        parents = [q for q in Path(exc.filename).parents if q.exists() and not q.is_dir()]
+        if parents:
+            return f"'{parents[-1]}' is a file, not a folder; choose another output path"
+    return f"{exc.strerror or exc}{':' + where if where else ''}; check the path and its permissions"
+
+
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C, at any moment: one line, exit 130. Every stage writes atomically and a rerun resumes
+    from the files already finished (as after kill -9), so nothing needs unwinding."""
+    sys.stderr.write("interrupted: run the same command again to resume from the stages already finished\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the console script and of ``python -m collapse_diffusion``."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupted) if main_thread else None
     import matplotlib
     matplotlib.use("Agg")  # files only; the notebook keeps its inline backend
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -458,9 +537,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (UserError, TrainingDiverged) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2 if isinstance(exc, UserError) else 1)
-    except OSError as exc:  # a path the user gave cannot be read or written
-        where = f" '{exc.filename}'" if exc.filename else ""
-        typer.echo(f"error: {exc.strerror or exc}:{where}; check the path and its permissions", err=True)
+    except OSError as exc:  # a path the user gave cannot be read or written, or the disk is full
+        typer.echo(f"error: {_os_error(exc)}", err=True)
         sys.exit(2)
     except typer.Abort:
         typer.echo("aborted", err=True)
@@ -469,7 +547,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
     finally:
-        if "torch.distributed" in sys.modules:
-            from .diffusion import distributed
+        distributed = sys.modules.get("collapse_diffusion.diffusion.distributed")
+        if distributed is not None and hasattr(distributed, "shutdown"):
             distributed.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     sys.exit(code if isinstance(code, int) else 0)

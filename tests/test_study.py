@@ -59,31 +59,40 @@ def test_tiny_study_report_and_kill9_resume(tmp_path, tiny_config, cli):
     assert (run / "metrics.jsonl").read_text() == reference
 
 
+def _alive(pids) -> list[int]:
+    return [w for w in pids if Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_workers_die_with_a_killed_study(tmp_path, tiny_config):
-    """kill -9 of the study process (not its process group) takes its worker processes with it: none
-    lives on to finish a training unseen and race the resumed run."""
+@pytest.mark.parametrize("when", ["startup", "training"])
+def test_workers_die_with_a_killed_study(tmp_path, tiny_config, when):
+    """kill -9 of the study process (not its process group), while its workers are still starting
+    or once they train, takes every process it started with it: none lives on to finish a training
+    unseen and race the resumed run."""
     run = tmp_path / "r"
     p = subprocess.Popen(CLI + ["run", str(tiny_config), "--run-dir", str(run), "--set", "runtime.workers=2",
                                 "--set", "train.steps=2000", "--no-report"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    children = lambda: [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,  # noqa: E731
+                                                       text=True).stdout.split()]
     try:
         deadline = time.time() + 120
         first = run / "shared" / "cycle_01"
-        while not (first / "checkpoint").exists() and not (first / "train_log.jsonl").exists():
-            assert p.poll() is None and time.time() < deadline, "the study never started training"
-            time.sleep(0.1)
-        workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
-                                                  text=True).stdout.split()]
+        while not (children() if when == "startup" else
+                   (first / "checkpoint").exists() or (first / "train_log.jsonl").exists()):
+            assert p.poll() is None and time.time() < deadline, "the study never got there"
+            time.sleep(0.05)
+        workers = children()
         assert workers, "no worker processes"
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        deadline = time.time() + 10
-        while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
-                  for w in workers):
-            assert time.time() < deadline, "a worker outlived the killed study"
-            time.sleep(0.1)
+        session = lambda: [int(x) for x in subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True,  # noqa: E731
+                                                          text=True).stdout.split()]
+        deadline = time.time() + 60
+        while _alive(workers + session()):
+            assert time.time() < deadline, f"processes outlived the killed study: {_alive(workers + session())}"
+            time.sleep(0.2)
     finally:
         os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None
         subprocess.run(["pkill", "-9", "-s", str(p.pid)], capture_output=True)
@@ -99,13 +108,14 @@ def test_cycle_command_and_config_guard(tmp_path, tiny_config, cli):
     assert (run / "shared" / "cycle_01" / "metrics.json").exists()
     assert_user_error(cli("cycle", run, "greedy", "2", ok=False), "replace/greedy")
     assert_user_error(cli("run", tiny_config, "--run-dir", run, "--set", "seed=1", ok=False), "different config")
-    assert_user_error(cli("report", run, ok=False), "no metrics.jsonl")
+    assert_user_error(cli("report", run, ok=False), "not a finished run")
 
 
 @pytest.mark.parametrize("override,words", [
     (["study.arms=[{name: a, selector: best}]"], "selector"),
     (["data.n=1797", "study.paradigms=[fresh]", "study.cycles=3"], "needs"),
-    (["study.oversample=0.5", "study.arms=[{name: g, selector: greedy}]"], "oversample"),
+    (["study.oversample=0.5", "study.arms=[{name: g, selector: greedy}]", "study.baseline=g"], "needs r >= 1"),
+    (["study.arms=[{name: anchor1, real_anchor: 1}]"], "is not an arm"),
     (["data.source=cifar10", "data.root=/nonexistent"], "CIFAR10"),
 ])
 def test_bad_configs_fail_before_training(tmp_path, tiny_config, override, words, cli):

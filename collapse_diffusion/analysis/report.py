@@ -109,8 +109,12 @@ def _header(root: Path, cfg, rows: list[dict]) -> list[str]:
 def write_report(root: str | Path) -> Path:
     layout = RunLayout(root)
     root = layout.root
-    if not layout.metrics.exists():
-        raise UserError(f"'{root}' has no metrics.jsonl; finish the study first with `collapse-diffusion run`")
+    if layout.phase_rows.exists() and not layout.metrics.exists():
+        raise UserError(f"'{root}' is a phase diagram: its report is phase.md, which `collapse-diffusion phase` "
+                        f"writes (rerun it with the same arguments to redraw)")
+    if not layout.config.exists() or not layout.metrics.exists():
+        raise UserError(f"'{root}' is not a finished run of this tool (it needs config.yaml and metrics.jsonl); "
+                        f"finish the study first with `collapse-diffusion run`")
     cfg = load_config(layout.config, saved=True)
     rows = load_rows([root])
     plots = layout.plots

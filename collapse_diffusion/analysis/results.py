@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..core.errors import UserError
 from ..core.layout import RunLayout
 from ..loop.rows import BY_NAME, PLOTTED, RATES, normalize
 from .plots import metric_lines
@@ -25,8 +26,19 @@ def load_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
     column present (None where a run predates it)."""
     rows = []
     for run in run_dirs:
-        for line in RunLayout(run).metrics.read_text().splitlines():
-            rows.append(normalize({**json.loads(line), "run": str(run)}))
+        path = RunLayout(run).metrics
+        lines = path.read_text(errors="replace").splitlines()
+        if not lines:
+            raise UserError(f"'{path}' holds no rows; finish the study with `collapse-diffusion run`")
+        for i, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if not isinstance(row, dict) or any(row.get(k) is None for k in ("paradigm", "arm", "cycle")):
+                raise UserError(f"'{path}' line {i} is not a metrics row of this tool; point at a run directory "
+                                f"that `collapse-diffusion run` wrote")
+            rows.append(normalize({**row, "run": str(run)}))
     return rows
 
 

@@ -7,21 +7,14 @@ unknown) and an int64 provenance ``(N, 2)``: ``(0, i)`` is real image ``i`` of t
 """
 from __future__ import annotations
 
-import functools
-import gzip
-import importlib.resources
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..core.config import DataConfig
 from ..core.errors import UserError
 from ..core.io import atomic_save_npz
-
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,12 @@ def load_npz(path: Path) -> ImageSet:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise UserError(f"'{path}': images have shape {images.shape}; expected (N, C, H, W) with C = 1 or 3")
     n = len(images)
-    labels = arrays.get("labels", np.full(n, -1)).astype(np.int64)
+    labels = np.asarray(arrays.get("labels", np.full(n, -1)))
+    if labels.shape != (n,) or not (np.issubdtype(labels.dtype, np.integer) or labels.dtype.kind == "f"
+                                    and np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+        raise UserError(f"'{path}': 'labels' must be {n} integers (one per image; -1 = unknown), got "
+                        f"{labels.dtype} {labels.shape}; fix or drop the labels array")
+    labels = labels.astype(np.int64)
     prov = arrays.get("provenance")
     if prov is None:
         return make_set(images, labels)

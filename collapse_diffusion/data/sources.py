@@ -6,7 +6,6 @@ import functools
 import gzip
 import importlib.resources
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,6 @@ import torch.nn.functional as F
 
 from ..core.config import DataConfig
 from ..core.errors import UserError
-from ..core.io import atomic_save_npz
-
-
 from .images import ImageSet, load_npz, make_set
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

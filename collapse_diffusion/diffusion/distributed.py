@@ -13,6 +13,8 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from ..core.errors import UserError
+
 
 def init(device: torch.device) -> None:
     """Join the process group when launched by torchrun; a no-op otherwise."""
@@ -51,10 +53,20 @@ def barrier() -> None:
 
 
 def local_device(requested: str) -> torch.device:
-    """``auto`` picks CUDA when present; under torchrun each rank takes its LOCAL_RANK GPU."""
+    """``auto`` picks CUDA when present; under torchrun each rank takes its LOCAL_RANK GPU. A device
+    that does not exist here is a UserError naming the ones that do."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    here = ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+                              if torch.cuda.is_available() else [])
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise UserError(f"runtime.device '{requested}' is not a device name; devices here: {', '.join(here)}") from None
+    if device.type not in ("cpu", "cuda") or device.type == "cuda" and (
+            not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"runtime.device '{requested}' does not exist on this machine; devices here: "
+                        f"{', '.join(here)}")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device

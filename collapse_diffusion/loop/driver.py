@@ -49,7 +49,8 @@ def run_studies(studies: list[Study], root: Path) -> Path:
     quiet = os.environ.get("TQDM_DISABLE")
     if workers > 1:
         os.environ["TQDM_DISABLE"] = "1"  # workers inherit it at spawn: no progress bars interleaved
-    pool = ProcessPoolExecutor(workers, mp_context=_spawn(), initializer=_init_worker) if workers > 1 else None
+    pool = (ProcessPoolExecutor(workers, mp_context=_spawn(), initializer=_init_worker, initargs=(os.getpid(),))
+            if workers > 1 else None)
     try:
         for cycle in range(1, cfg.study.cycles + 1):
             jobs = [(s, p, a) for s in studies for p, a in _jobs(s, cycle)]
@@ -57,13 +58,18 @@ def run_studies(studies: list[Study], root: Path) -> Path:
                 for s, p, a in jobs:
                     progress.done(produce(s, p, a, cycle))
             else:
-                futures = [pool.submit(_produce_job, str(s.root), p, a, cycle) for s, p, a in jobs]
+                futures = _submit(pool, [(str(s.root), p, a, cycle) for s, p, a in jobs])
                 for f in futures:
                     progress.done(f.result())
             if cycle < cfg.study.cycles:
                 for s in studies:
                     for p, a in s.arms():
                         distributed.run_on_main(stage_select, s, p, a, cycle)
+    except BaseException:  # an interrupt or a failed job: leave at once; workers die with this process
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -99,19 +105,33 @@ def _produce_job(root: str, paradigm: str, arm: str, cycle: int) -> dict:
     return produce(_WORKER_STUDIES[root], paradigm, arm, cycle)
 
 
-def _init_worker() -> None:
+def _submit(pool: ProcessPoolExecutor, jobs: list[tuple]) -> list:
+    """Submit the jobs; the workers the pool starts meanwhile begin with Ctrl-C ignored (SIG_IGN is
+    inherited across exec), so an interrupt reaches the study process alone, at any moment."""
+    import signal
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return [pool.submit(_produce_job, *job) for job in jobs]
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _init_worker(parent: int) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the study process's to report, once
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
-def _die_with_parent() -> None:
-    """On Linux, a worker is killed when the study process dies (kill -9 included): otherwise it would
-    finish its training unseen and race the resumed run for the same files."""
+def _die_with_parent(parent: int) -> None:
+    """On Linux, a worker is killed when the study process ``parent`` dies (kill -9 included):
+    otherwise it would finish its training unseen and race the resumed run for the same files. The
+    parent's PID comes from the parent itself, so a parent that died while this worker was still
+    starting (before the signal was armed) is noticed too."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
     import signal
-    parent = os.getppid()
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)

@@ -103,6 +103,9 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     from .memorization import nn_report
     check_shapes(generated=gen, train=train, real=real)
     check_sizes(gen, train)
+    if extractor is not None and real_features is None and (real is None or len(real) < 2):
+        raise UserError(f"a Fréchet distance needs at least 2 real images, got {0 if real is None else len(real)}; "
+                        f"pass a larger real set (--real)")
     roots = train.provenance if train_roots is None else train_roots
     g = gen.flat()
     vs_train, arrays = nn_report(g, train.flat(), cfg.memorization_threshold, roots)

@@ -51,7 +51,8 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("constant copier, fixed precision", (0.4,) * 5),
+    Scenario("constant copier, fine fixed precision", (0.4,) * 5, precision=2.0),
+    Scenario("constant copier, coarse fixed precision", (0.4,) * 5),
     Scenario("rising copier", (0.2, 0.4, 0.6, 0.8, 0.95)),
     Scenario("falling copier", (0.9, 0.7, 0.5, 0.35, 0.2)),
     Scenario("copier as loose as the set is spread", (0.6,) * 5, precision=3.0, follows_spacing=True),

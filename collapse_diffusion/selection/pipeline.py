@@ -111,6 +111,8 @@ def select_pool(run: PoolRun, arm: str, pool: ImageSet, size: int, seed: int,
                                      .sum()), pool_real=int((pool.provenance[:, 0] == 0).sum()))
     if not 1 <= size <= len(pool):
         raise UserError(f"cannot select {size} of {len(pool)} images; pass --n between 1 and {len(pool)}")
+    if a.picker.wants_reference and a.prune_with_train and current is None:
+        raise UserError(f"arm '{arm}' prunes with D_n as fixed neighbours (prune_with_train); pass it with --train")
     chooser = Chooser(run, "pool", arm, 0, current)
     idx = chooser(pool, size, np.random.default_rng(derive_seed(seed, 0, "select", f"pool/{arm}")))
     return pool.take(idx), chooser.report
