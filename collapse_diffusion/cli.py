@@ -504,12 +504,15 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
 def _os_error(exc: OSError) -> str:
     """One line for a failed read or write: what went wrong, where, and what to do."""
     import errno
-    where = f" '{exc.filename}'" if exc.filename else ""
+    name = exc.filename
+    if name and Path(name).name.startswith(".") and ".tmp" in Path(name).name:  # our temporary: name its folder
+        name = str(Path(name).parent)
+    where = f" '{name}'" if name else ""
     if exc.errno == errno.ENOSPC:
         return (f"the disk is full{' writing' + where if where else ''}; free some space and run the same command "
                 f"again (finished files are kept, half-written ones are cleaned up)")
-    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
-        parents = [q for q in Path(exc.filename).parents if q.exists() and not q.is_dir()]
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and name:
+        parents = [q for q in Path(name).parents if q.exists() and not q.is_dir()]
         if parents:
             return f"'{parents[-1]}' is a file, not a folder; choose another output path"
     return f"{exc.strerror or exc}{':' + where if where else ''}; check the path and its permissions"

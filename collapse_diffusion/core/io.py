@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -98,5 +98,93 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# --- sealed files: what a run wrote, checked before it is reused ---------------------------------
+
+MANIFEST = ".manifest.jsonl"  # one JSON line per finished file of a folder: name, size, SHA-256
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST) if path.is_dir() else [path]
+
+
+def seal(*paths: str | Path) -> None:
+    """Record the size and SHA-256 of finished files so that a later run can tell them from a file
+    damaged since (:func:`check_sealed`): a file's record goes to its folder's manifest, a folder's
+    (a model, a checkpoint) to a manifest inside it, which can be written before the folder is
+    renamed into place and so travels with it atomically."""
+    for path in map(Path, paths):
+        base = path if path.is_dir() else path.parent
+        lines = [json.dumps({"name": f.relative_to(base).as_posix(), "size": f.stat().st_size, "sha256": _sha256(f)})
+                 for f in _files(path)]
+        if path.is_dir():
+            (path / MANIFEST).write_text("".join(line + "\n" for line in lines))
+        else:
+            with open(path.parent / MANIFEST, "a") as fh:
+                fh.write("".join(line + "\n" for line in lines))
+
+
+def _records(manifest: Path) -> dict[str, dict]:
+    """The latest record of each file in a manifest (a line torn by a kill is skipped)."""
+    out: dict[str, dict] = {}
+    for line in manifest.read_text().splitlines() if manifest.exists() else []:
+        try:
+            r = json.loads(line)
+            out[r["name"]] = r
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _damage(path: Path) -> Optional[str]:
+    """Why ``path`` (a file, or a folder and its files) differs from its record; None when it does not
+    or when it has no record."""
+    folder = path.is_dir() or (path / MANIFEST).exists()
+    records = _records(path / MANIFEST) if folder else {k: v for k, v in _records(path.parent / MANIFEST).items()
+                                                       if k == path.name}
+    for name, rec in records.items():
+        f = (path / name) if folder else path
+        if not f.is_file():
+            return f"'{f}' is missing"
+        if f.stat().st_size != rec["size"]:
+            return f"'{f}' has {f.stat().st_size} bytes, {rec['size']} when it was written"
+        if _sha256(f) != rec["sha256"]:
+            return f"'{f}' differs from when it was written (checksum)"
+    return None
+
+
+def check_sealed(*paths: str | Path) -> None:
+    """Before finished files (or folders) that one stage wrote together are reused: compare them with
+    their records. If one is damaged, all of them are moved aside (``.NAME.damaged``, kept for a look)
+    and a UserError names it: running the same command again makes the stage write them anew. Files
+    without a record are trusted."""
+    from .errors import UserError
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        why = _damage(path)
+        if why:
+            for q in paths:
+                aside = q.with_name(f".{q.name}.damaged")
+                shutil.rmtree(aside, ignore_errors=True) if aside.is_dir() else aside.unlink(missing_ok=True)
+                if q.exists():
+                    os.replace(q, aside)
+            raise UserError(f"{why}: it is damaged and was moved aside as .{path.name}.damaged; run the same "
+                            f"command again to rebuild it")
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file this tool wrote; a damaged one is a UserError naming it."""
+    from .errors import UserError
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"'{path}' is damaged (not valid JSON); delete it and run the same command again to "
+                        f"rebuild it") from None

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..core.config import DiffusionConfig, RuntimeConfig, TrainConfig
 from ..core.errors import TrainingDiverged, UserError
-from ..core.io import atomic_dir, atomic_write_text
+from ..core.io import atomic_dir, atomic_write_text, check_sealed, seal
 from ..core.layout import CHECKPOINT, CycleFiles
 from ..core.layout import MODEL as FINAL
 from ..data.images import to_model
@@ -66,6 +66,7 @@ def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, st
         unet.save_pretrained(tmp / "unet")
         torch.save({"step": step, "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
                     "ema": ema.state_dict(), "torch_rng": torch.get_rng_state(), "log": log_rows}, tmp / "state.pt")
+        seal(tmp)  # the record travels with the folder: no window in which it describes an older one
 
 
 def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) -> tuple[int, list]:
@@ -73,6 +74,7 @@ def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) ->
     ckpt = out / CHECKPOINT
     if not (ckpt / "state.pt").exists():
         return 0, []
+    check_sealed(ckpt)
     unet.load_state_dict(UNet2DModel.from_pretrained(ckpt / "unet", low_cpu_mem_usage=False).state_dict())
     state = torch.load(ckpt / "state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
@@ -129,6 +131,7 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
         atomic_write_text(CycleFiles(out).train_log, "".join(json.dumps(r) + "\n" for r in losses))
         with atomic_dir(out / FINAL) as tmp:  # a diffusers pipeline folder: model_index.json, unet/, scheduler/
             DDPMPipeline(unet=unet, scheduler=make_scheduler(diff)).save_pretrained(tmp)
+            seal(tmp)
         if not cfg.keep_checkpoint:
             shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
     dist.barrier()

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..core.io import atomic_write_json, read_json
+from ..core.io import atomic_write_json, check_sealed, read_json, seal
 from ..core.layout import CycleFiles
 from ..core.seeds import derive_seed
 from ..data.images import load_npz
@@ -50,6 +50,8 @@ def timed(files: CycleFiles, stage: str) -> Iterator[None]:
 
 def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
     if is_model(f.model):
+        check_sealed(f.model)
+    if is_model(f.model):
         return
     c = study.cfg
     log.info("train %s", f.dir)
@@ -60,6 +62,8 @@ def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
 
 def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
     if f.samples.exists():
+        check_sealed(f.samples)
+    if f.samples.exists():
         return
     c = study.cfg
     log.info("sample %d images %s", n, f.dir)
@@ -68,12 +72,15 @@ def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
         if distributed.is_main():
             save_grid(g.images[:64], f.samples_grid, nrow=8)
             g.save(f.samples)
+            seal(f.samples)
     distributed.barrier()
 
 
 def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     """metrics.json and nn.npz of every generated image (equal counts for every arm) vs D_n and R = D_1."""
     f = study.files(paradigm, arm, cycle)
+    if f.metrics.exists():
+        check_sealed(f.nn, f.metrics)
     if f.metrics.exists():
         return
     c = study.cfg
@@ -88,6 +95,8 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     """Write D_{cycle+1} of (paradigm, arm) from the pool of cycles 1..cycle, and selection.json
     (what the arm's filters did to the pool: selection.record.SelectionReport)."""
     out = study.files(paradigm, arm, cycle + 1)
+    if out.train.exists():
+        check_sealed(out.train, out.selection)
     if out.train.exists():
         return
     c, a = study.cfg, study.arm(arm)
@@ -110,6 +119,7 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
              nxt.real_share)
     atomic_write_json(out.selection, report.to_dict())
     nxt.save(out.train)
+    seal(out.selection, out.train)
 
 
 def run_cycle(study: Study, paradigm: str, arm: str, cycle: int, select_next: bool = True) -> Path:

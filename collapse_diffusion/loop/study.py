@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.io import check_sealed, seal
 from ..core.layout import CycleFiles, RunLayout
 from ..data.images import ImageSet, load_npz
 from ..data.sources import extractor_pool, load_real, load_source
@@ -138,6 +139,8 @@ def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:
 
 
 def _init_run(layout: RunLayout, cfg: ExperimentConfig) -> None:
+    if layout.real.exists():
+        check_sealed(layout.real, layout.extractor_data, layout.shared.train)
     if not layout.real.exists():
         _init_data(layout, cfg)
     claim_folder(layout.root, cfg)  # the config is recorded once the data is in place
@@ -157,6 +160,7 @@ def _init_data(layout: RunLayout, cfg: ExperimentConfig) -> None:
     extractor_pool(cfg.data, cfg.seed).save(layout.extractor_data)
     real.take(np.arange(cfg.data.n)).save(layout.shared.train)
     real.save(layout.real)
+    seal(layout.extractor_data, layout.shared.train, layout.real)
 
 
 def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:

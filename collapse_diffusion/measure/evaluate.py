@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.config import EvalConfig
 from ..core.errors import UserError
-from ..core.io import atomic_save_npz, atomic_write_json
+from ..core.io import atomic_save_npz, atomic_write_json, seal
 from ..core.layout import CycleFiles
 from ..core.records import Col, Record, detail, format_value, metric
 from .entropy import EntropyStats
@@ -132,6 +132,7 @@ def evaluate_to(files: CycleFiles, gen: ImageSet, train: ImageSet, real: Optiona
     metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, extractor, real_features, train_roots)
     atomic_save_npz(files.nn, **arrays)
     atomic_write_json(files.metrics, {**metrics.to_dict(), **extra})
+    seal(files.nn, files.metrics)
     return metrics, arrays
 
 
