@@ -202,3 +202,20 @@ def test_a_damaged_checkpoint_is_named_and_training_restarts(tmp_path):
     with pytest.raises(UserError, match="state.pt' has 50 bytes.*is damaged"):
         train(x, cfg, DiffusionConfig(), "digits-tiny", tmp_path, 0, runtime=cpu)
     assert (train(x, cfg, DiffusionConfig(), "digits-tiny", tmp_path, 0, runtime=cpu) / "model_index.json").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_model(cli, tmp_path, tiny_config):
+    """`train` into a folder on a 600 kB tmpfs: one line saying the disk is full and where; no model
+    folder and no temporary left behind."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        r = cli("train", disk / "t", "-c", tiny_config, ok=False)
+        assert_user_error(r, "the disk is full", str(disk / "t"))
+        assert not (disk / "t" / "model").exists()
+        assert not [p for p in (disk / "t").rglob("*") if ".tmp" in p.name]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -38,16 +38,42 @@ def remove_stale_temporaries(root: str | Path) -> int:
     return count
 
 
+def _full_disk(exc: BaseException, path: Path) -> bool:
+    """Whether a failed write failed for want of space (libraries other than the OS's, such as
+    safetensors or torch.save, raise their own errors for it: the free space tells)."""
+    import errno
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(path.parent if path.parent.exists() else path).free < 4 * 2 ** 20
+    except OSError:
+        return False
+
+
+@contextmanager
+def _space_checked(path: Path) -> Iterator[None]:
+    from .errors import UserError
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, UserError) and _full_disk(exc, path):
+            raise UserError(f"the disk is full writing '{path}'; free some space and run the same command again "
+                            f"(nothing half-written is kept)") from None
+        raise
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename. A full
+    disk is a UserError naming ``path``; the temporary is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     _honour_umask(Path(tmp), directory=False)
     try:
-        yield Path(tmp)
+        with _space_checked(path):
+            yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -56,13 +82,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``path``; on success it becomes ``path``."""
+    """Yield a fresh temporary folder beside ``path``; on success it becomes ``path``. A full disk
+    is a UserError naming ``path``; the temporary folder is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     _honour_umask(tmp, directory=True)
     try:
-        yield tmp
+        with _space_checked(path):
+            yield tmp
         old = path.with_name(f".{path.name}.old")
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
