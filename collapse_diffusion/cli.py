@@ -504,9 +504,11 @@ def _write_set(images, out: Path, cfg: ExperimentConfig) -> None:
 def _os_error(exc: OSError) -> str:
     """One line for a failed read or write: what went wrong, where, and what to do."""
     import errno
+    import re
     name = exc.filename
-    if name and Path(name).name.startswith(".") and ".tmp" in Path(name).name:  # our temporary: name its folder
-        name = str(Path(name).parent)
+    temporary = re.match(r"^\.(.+)\.[^.]+\.tmp", Path(name).name) if name else None
+    if temporary:  # our temporary beside the output: name the output
+        name = str(Path(name).parent / temporary[1])
     where = f" '{name}'" if name else ""
     if exc.errno == errno.ENOSPC:
         return (f"the disk is full{' writing' + where if where else ''}; free some space and run the same command "
