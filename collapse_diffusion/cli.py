@@ -343,10 +343,8 @@ def _check_seed(seed: int, option: str) -> None:
 
 def _check_room(model: Path, n: int) -> None:
     """Refuse a sample count whose images could not fit in memory, before anything is allocated."""
-    import json as _json
-    import os
     try:
-        size = _json.loads((Path(model) / "unet" / "config.json").read_text())
+        size = json.loads((Path(model) / "unet" / "config.json").read_text())
         pixels = size["in_channels"] * size["sample_size"] ** 2
     except (OSError, KeyError, ValueError):
         return

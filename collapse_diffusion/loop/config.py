@@ -12,7 +12,7 @@ Imports no torch: the report reads a run's config through this module.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -86,9 +86,7 @@ def _migrate(data: dict) -> dict:
     for (sec, key), (new, _) in MOVED.items():
         if isinstance(data.get(sec), dict) and key in data[sec]:
             data.setdefault(new, {})[key] = data[sec].pop(key)
-    defaults = to_dict(ArmConfig())
-    defaults.update(tau0=2000.0, alpha=0.95, base="random", filter_against="current", prune_with_train=False,
-                    verify="top", reject_fraction=0.5, verify_timesteps=10, verify_noise=2)
+    defaults = {f.name: getattr(ArmConfig(), f.name) for f in fields(ArmConfig)}
     for arm in (data.get("study") or {}).get("arms") or []:
         if not isinstance(arm, dict) or arm.get("selector", "random") not in SELECTORS:
             continue

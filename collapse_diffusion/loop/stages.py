@@ -49,9 +49,8 @@ def timed(files: CycleFiles, stage: str) -> Iterator[None]:
 
 
 def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
-    if is_model(f.model):
+    if is_model(f.model):  # finished: reused once its files are what was written
         check_sealed(f.model)
-    if is_model(f.model):
         return
     c = study.cfg
     log.info("train %s", f.dir)
@@ -61,9 +60,8 @@ def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
 
 
 def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
-    if f.samples.exists():
+    if f.samples.exists():  # finished: reused once its files are what was written
         check_sealed(f.samples)
-    if f.samples.exists():
         return
     c = study.cfg
     log.info("sample %d images %s", n, f.dir)
@@ -79,9 +77,8 @@ def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
 def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     """metrics.json and nn.npz of every generated image (equal counts for every arm) vs D_n and R = D_1."""
     f = study.files(paradigm, arm, cycle)
-    if f.metrics.exists():
+    if f.metrics.exists():  # finished: reused once its files are what was written
         check_sealed(f.nn, f.metrics)
-    if f.metrics.exists():
         return
     c = study.cfg
     with timed(f, "evaluate"):
@@ -95,9 +92,8 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     """Write D_{cycle+1} of (paradigm, arm) from the pool of cycles 1..cycle, and selection.json
     (what the arm's filters did to the pool: selection.record.SelectionReport)."""
     out = study.files(paradigm, arm, cycle + 1)
-    if out.train.exists():
+    if out.train.exists():  # finished: reused once its files are what was written
         check_sealed(out.train, out.selection)
-    if out.train.exists():
         return
     c, a = study.cfg, study.arm(arm)
     # the pool: the r*N candidates of each cycle (samples.npz holds more images after them, for evaluation only)
