@@ -13,6 +13,7 @@ from collapse_diffusion.measure.evaluate import CycleMetrics, evaluate_sets, sum
 # the documented metrics.jsonl schema (README "Results files"); a change here is a change for every reader
 PINNED = [
     "seed", "n", "steps", "preset", "paradigm", "arm", "selector", "space", "cycle",
+    "copy_share", "copy_ci95", "copy_share_real", "copy_real_ci95", "duplicate_share_geometric",
     "memorization_rate", "memorization_ci95", "memorization_rate_lineage", "memorization_lineage_ci95",
     "relative_copy_share", "relative_copy_ci95", "relative_nn_median", "duplicate_share", "generalization_score",
     "exact_copies", "n_generated", "memorization_rate_real", "memorization_real_ci95", "n_real",

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..loop.rows import BY_NAME, RATES
 
-HEAT = ("memorization_rate_lineage", "memorization_rate", "generalization_score")  # metrics.jsonl columns
+HEAT = ("copy_share", "memorization_rate", "generalization_score")  # metrics.jsonl columns
 
 
 def grid(rows: list[dict], key: str, cycle: int, preset: str) -> tuple[list[int], list[int], np.ndarray]:
@@ -20,7 +20,7 @@ def grid(rows: list[dict], key: str, cycle: int, preset: str) -> tuple[list[int]
     return ns, steps, values
 
 
-def phase_table(rows: list[dict], key: str = "memorization_rate_lineage", cycle: int = 1) -> list[str]:
+def phase_table(rows: list[dict], key: str = "copy_share", cycle: int = 1) -> list[str]:
     """Markdown: ``key`` at ``cycle`` over N (rows) x training steps (columns), per preset."""
     out = []
     for preset in dict.fromkeys(r["preset"] for r in rows):
@@ -31,8 +31,8 @@ def phase_table(rows: list[dict], key: str = "memorization_rate_lineage", cycle:
     return out
 
 
-def cycles_table(rows: list[dict], keys: tuple[str, ...] = ("memorization_rate_lineage", "memorization_rate",
-                                                            "duplicate_share", "generalization_score",
+def cycles_table(rows: list[dict], keys: tuple[str, ...] = ("copy_share", "memorization_rate",
+                                                            "duplicate_share_geometric", "generalization_score",
                                                             "mean_nn_train")) -> list[str]:
     """Markdown: per cell, each metric cycle by cycle (the phase diagram followed along the loop)."""
     head = "| N | steps | metric | " + " | ".join(f"cycle {c}" for c in sorted({r["cycle"] for r in rows})) + " |"

@@ -99,8 +99,11 @@ def _header(root: Path, cfg, rows: list[dict]) -> list[str]:
             f"({cfg.sample.steps or cfg.diffusion.num_train_timesteps} steps); r = {cfg.study.oversample}; "
             f"{cfg.study.cycles} cycles; seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))}.", "",
             f"Nearest-neighbour metrics and entropies in {rows[0].get('entropy_space') or 'pixel space'}; "
-            f"memorization: "
-            f"NN1/NN2 < {cfg.eval.memorization_threshold:.3f}, plain and lineage-aware (docs/method.md §7); KL "
+            f"copying: the copy rule (the offset from the nearest training image carries none of the set's "
+            f"structure and is under a third of that image's signal; docs/method.md §7), the same for every arm; "
+            f"secondary: NN1/NN2 < {cfg.eval.memorization_threshold:.3f}, plain and lineage-aware, whose biases the "
+            f"copy suite measures (docs/results/copy_suite.md); contraction: D_n's spacing and its geometric "
+            f"duplicate share, never counted as copying; KL "
             f"entropy with k = {cfg.eval.entropy_k}, H(D_n) and H(G_n) at equal n; FD bootstrap over "
             f"{cfg.eval.bootstrap} resamples of the generated images. A Fréchet distance is FID only with the "
             f"Inception TF weights.", ""] + _legend(rows) + [""]

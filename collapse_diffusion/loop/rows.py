@@ -28,7 +28,7 @@ BY_NAME = {c.name: c for c in COLUMNS}
 PLOTTED = tuple(c for c in COLUMNS if c.plot)            # each drawn against cycle
 TABLE = tuple(c for c in COLUMNS if c.short)             # the report's per-arm table
 RATES = frozenset(c.name for c in COLUMNS if c.rate)     # proportions in [0, 1]
-RANKING = tuple(sorted((c for c in COLUMNS if c.rank), key=lambda c: c.name != "memorization_rate_lineage"))
+RANKING = tuple(sorted((c for c in COLUMNS if c.rank), key=lambda c: c.name != "copy_share"))
 
 CycleRow = dataclasses.make_dataclass(
     "CycleRow", [(c.name, Any, dataclasses.field(default=None, metadata={"column": c})) for c in COLUMNS],

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .features import Extractor
 
 PIXEL_SPACE = "pixel 0-255"
-PER_SAMPLE = ("ratios", "ratios_lineage", "nn_index", "nn_dist")
+PER_SAMPLE = ("copy", "ratios", "ratios_lineage", "nn_index", "nn_dist")
 TRAIN_SET, GENERATED_SET = "train_set", "generated_set"
 
 
@@ -43,6 +43,10 @@ class SetStats(Record):
         TRAIN_SET: Col("mean_nn_train", "mean 1-NN distance inside D_n (pixel L2)", "mean 1-NN D_n")})
     real_share: float = metric("real share", rate=True, n="n", columns={
         TRAIN_SET: Col("real_share", "real share of D_n", "real share", rank=True)})
+    duplicate_share: Optional[float] = metric(
+        "share that copies another image of the set (copy rule)", rate=True, n="n", columns={
+            TRAIN_SET: Col("duplicate_share_geometric", "share of D_n copying another image of D_n (copy rule; "
+                           "contraction, not copying)", "dup. share (geometry)")}, default=None)
 
 
 @dataclass(frozen=True)
@@ -58,16 +62,19 @@ class CycleMetrics(Record):
     inputs: Optional[dict] = field(default=None)
 
 
-def set_stats(s: "ImageSet", k: int) -> SetStats:
+def set_stats(s: "ImageSet", k: int, duplicates: bool = True) -> SetStats:
     """Entropy (§2), trace of covariance, mean 1-NN distance and real share of one image set,
     the entropy and the 1-NN distances from one kNN search."""
     from .entropy import kl_from_distances
     from .knn import knn
+    from .memorization import COPY_K, copy_test
     x = s.flat()
-    nb = knn(x, None, k=k)
+    wide = min(len(x) - 1, max(k, COPY_K))
+    nb = knn(x, None, k=wide)
     entropy = kl_from_distances(nb.dist[:, k - 1], x.shape[1], k, PIXEL_SPACE)
+    dup = float(copy_test(x, x, nb.idx[:, :COPY_K]).copy.mean()) if duplicates else None
     return SetStats(n=len(s), entropy=entropy.stats(), trace_cov=trace_cov(x),
-                    mean_nn_distance=float(nb.dist[:, 0].mean()), real_share=s.real_share)
+                    mean_nn_distance=float(nb.dist[:, 0].mean()), duplicate_share=dup, real_share=s.real_share)
 
 
 def check_shapes(**sets: Optional[ImageSet]) -> None:
@@ -118,7 +125,8 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
         feats = real_features if real_features is not None else extractor(real.images)
         fd = fd_report(extractor, feats, gen.images, cfg.bootstrap, seed)
     metrics = CycleMetrics(space=f"{PIXEL_SPACE} (d={g.shape[1]})", train_set=set_stats(train, cfg.entropy_k),
-                           generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k),
+                           generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k,
+                                                   duplicates=False),
                            vs_train=vs_train, vs_real=vs_real, fd=fd)
     return metrics, arrays
 

@@ -45,6 +45,75 @@ def _outside_group(dist: np.ndarray, idx: np.ndarray, groups: np.ndarray, of: np
 
 
 TRAIN, REAL = "vs_train", "vs_real"  # the roles of a report: against D_n, against R
+COPY_K, COPY_ALPHA, SNR = 16, 0.001, 3.0  # the copy rule: neighbourhood, level of its noise test, least signal/error
+
+
+@dataclass(frozen=True)
+class CopyTest:
+    """Per-sample arrays of the copy rule (docs/method.md §7): ``copy`` (bool), ``explained`` (the
+    share of the offset from NN1 that the neighbours' differences span), ``bound`` (that share's
+    upper 1 - alpha quantile for an unstructured offset) and ``snr`` (||NN1 - mean|| / ||offset||)."""
+    copy: np.ndarray
+    explained: np.ndarray
+    bound: np.ndarray
+    snr: np.ndarray
+
+
+def _tones(z1: np.ndarray, bounds: Optional[tuple[float, float]]) -> np.ndarray:
+    """(b, d, t) orthonormal basis of the changes that leave a copy a copy: brightness (1), contrast
+    (z1), and the level of z1's pixels on either bound of the range (where noise is clipped)."""
+    parts = [np.ones_like(z1), z1]
+    if bounds is not None:
+        parts += [(z1 <= bounds[0]).astype(float), (z1 >= bounds[1]).astype(float)]
+    u, sv, _ = np.linalg.svd(np.stack(parts, 2), full_matrices=False)
+    return u * (sv > 1e-9 * sv[:, :1])[:, None, :]
+
+
+def _without(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v`` (b, d) or (b, k, d) with its component in span(q) (b, d, t) removed."""
+    if v.ndim == 2:
+        return v - np.einsum("bdt,bt->bd", q, np.einsum("bdt,bd->bt", q, v))
+    return v - np.einsum("bdt,bkt->bkd", q, np.einsum("bdt,bkd->bkt", q, v))
+
+
+def copy_test(x: np.ndarray, ref: np.ndarray, idx: np.ndarray, centre: Optional[np.ndarray] = None,
+              alpha: float = COPY_ALPHA, snr: float = SNR, bounds: Optional[tuple[float, float]] = (0.0, 255.0),
+              block: int = 256) -> CopyTest:
+    """The copy rule (docs/method.md §7): x is a copy of its nearest reference image z1 when the
+    offset o = x - z1 carries none of the reference set's structure and is small against z1's signal.
+
+    Structure: the differences z_j - z1 to x's other nearest reference images (``idx`` (m, k), nearest
+    first) span a local subspace of rank r. An unstructured offset (noise) puts a Beta(r/2, (d' - r)/2)
+    share of its energy there; a move toward other images (interpolation, a new image built from the
+    set's structure) far more. Before measuring, o and the differences lose their components along
+    z1's tones (:func:`_tones`: a brighter, stronger or clipped copy is still a copy; d' = d minus
+    their rank). x is a copy when the share is at most the Beta's 1 - ``alpha`` quantile and
+    ||z1 - centre|| > ``snr`` ||o|| (centre: the reference set's mean; pure noise is nobody's copy).
+    An exact copy (o = 0) is a copy. Euclidean, in the given features (pixels 0-255: ``bounds``)."""
+    from scipy.stats import beta
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    centre = ref.mean(0) if centre is None else centre
+    m, d = x.shape
+    explained, rank, tones = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    z1 = ref[idx[:, 0]]
+    o = x - z1
+    norm2 = (o ** 2).sum(1)
+    for s in range(0, m, block) if idx.shape[1] > 1 else ():
+        sl = slice(s, s + block)
+        q = _tones(z1[sl], bounds)
+        tones[sl] = (np.abs(q).sum(1) > 0).sum(1)
+        basis = _without(q, ref[idx[sl, 1:]] - z1[sl, None, :])      # (b, k-1, d)
+        off = _without(q, o[sl])
+        _, sv, vt = np.linalg.svd(basis, full_matrices=False)        # rows of vt span the differences
+        keep = sv > 1e-9 * np.maximum(sv[:, :1], 1e-300)
+        coef = np.einsum("bkd,bd->bk", vt, off) * keep
+        rank[sl] = keep.sum(1)
+        explained[sl] = (coef ** 2).sum(1) / np.maximum((off ** 2).sum(1), 1e-300)
+    bound = np.where(rank > 0, beta.ppf(1 - alpha, np.maximum(rank, 1) / 2, np.maximum(d - rank - tones, 1) / 2),
+                     0.0)
+    ratio = np.linalg.norm(z1 - centre, axis=1) / np.maximum(np.sqrt(norm2), 1e-300)
+    copy = (norm2 == 0) | ((explained <= bound) & (ratio > snr))
+    return CopyTest(copy=copy, explained=explained, bound=bound, snr=ratio)
 
 
 @dataclass(frozen=True)
@@ -56,10 +125,16 @@ class NNReport(Record):
                  REAL: Col("memorization_rate_real", "memorization rate vs real R", "mem. vs R")})
     memorization_ci95: tuple = detail(columns={TRAIN: Col("memorization_ci95", ""),
                                                REAL: Col("memorization_real_ci95", "")})
+    copy_share: Optional[float] = metric(
+        "copy share (copy rule: unstructured offset from NN1)", ci="copy_ci95", n=("n_generated", "n_reference"),
+        rate=True, columns={TRAIN: Col("copy_share", "copy share vs D_n (copy rule, method §7)", "copy share",
+                                       rank=True),
+                            REAL: Col("copy_share_real", "copy share vs real R (copy rule)", "copy share vs R")})
+    copy_ci95: Optional[tuple] = detail(columns={TRAIN: Col("copy_ci95", ""), REAL: Col("copy_real_ci95", "")})
     memorization_rate_lineage: Optional[float] = metric(
         "lineage-aware memorization rate", ci="memorization_lineage_ci95", n="n_generated", rate=True,
         columns={TRAIN: Col("memorization_rate_lineage", "lineage-aware memorization rate vs D_n",
-                            "mem. lineage-aware", rank=True)})
+                            "mem. lineage-aware")})
     memorization_lineage_ci95: Optional[tuple] = detail(columns={TRAIN: Col("memorization_lineage_ci95", "")})
     relative_copy_share: Optional[float] = metric(
         "share with relative NN distance < threshold", ci="relative_copy_ci95", n="n_generated", rate=True,
@@ -85,6 +160,7 @@ def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
               train_roots: Optional[np.ndarray] = None) -> tuple[NNReport, dict[str, np.ndarray]]:
     """Memorization rate, copy measures and generalization score of ``gen`` (m, D) against ``train``.
 
+    - copy rule (docs/method.md §7, :func:`copy_test`): the primary copy measure, one rule for every arm.
     - 1/3 rule (Yoon et al. 2023): x is a copy when ||x - NN1|| / ||x - NN2|| < threshold.
     - lineage-aware 1/3 rule (docs/method.md §7): NN2 is the nearest training image outside NN1's
       lineage group (``train_roots``: (n, 2) root provenance per training image; None = distinct).
@@ -97,7 +173,8 @@ def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
     from .knn import knn
     groups = group_codes(train_roots, len(train))
     biggest = int(np.bincount(groups).max())
-    k = min(len(train), max(2, biggest + 1))  # the k nearest always hold one image of another group
+    # the k nearest always hold one image of another group, and the copy rule's neighbourhood
+    k = min(len(train), max(2, biggest + 1, COPY_K))
     nb = knn(gen, train, k=k)
     d1, d2 = nb.dist[:, 0], nb.dist[:, 1]
     nn1 = nb.idx[:, 0]
@@ -111,13 +188,17 @@ def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
     rate, ci = proportion(ratio < threshold)
     rate_l, ci_l = proportion(ratio_lineage < threshold)
     rel, rel_ci = proportion(rho < threshold)
-    report = NNReport(memorization_rate=rate, memorization_ci95=tuple(ci), memorization_rate_lineage=rate_l,
+    copies = copy_test(gen, train, nb.idx[:, :min(k, COPY_K)]).copy
+    share, share_ci = proportion(copies)
+    report = NNReport(copy_share=share, copy_ci95=tuple(share_ci), memorization_rate=rate, memorization_ci95=tuple(ci),
+                      memorization_rate_lineage=rate_l,
                       memorization_lineage_ci95=tuple(ci_l), relative_copy_share=rel, relative_copy_ci95=tuple(rel_ci),
                       relative_nn_median=float(np.median(rho)), generalization_score=float(d1.mean()),
                       n_generated=len(gen), n_reference=len(train), threshold=threshold,
                       exact_copies=int((d1 == 0).sum()),
                       duplicate_share=float(np.mean(np.bincount(groups)[groups] > 1)))
-    arrays = {"ratios": ratio, "ratios_lineage": ratio_lineage, "nn_index": nb.idx[:, :2], "nn_dist": nb.dist[:, :2]}
+    arrays = {"copy": copies, "ratios": ratio, "ratios_lineage": ratio_lineage, "nn_index": nb.idx[:, :2],
+              "nn_dist": nb.dist[:, :2]}
     return report, arrays
 
 

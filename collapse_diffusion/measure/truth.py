@@ -8,8 +8,12 @@ A synthetic "model" of cycle n draws each of its m samples from its training set
   (fixed pixel precision), or of ``precision`` times the ratio of D_n's median 1-NN spacing to
   D_1's (``follows_spacing``: a copier as loose as the set is spread); ``favourites = k`` copies only
   the first k images of D_n, which fills D_{n+1} with twins (copies of copies);
+- ``fresh``: it draws held-out real images (a generalizer that neither copies nor contracts);
 - otherwise it **interpolates**: (1 - l) z + l z' with z' one of z's three nearest distinct training
   images and l ~ U(0.25, 0.75). Interpolation is not copying, and it contracts the set.
+
+"Distinct" means differing by more than 1 grey level rms, and a sample that rounds to a pixel-
+identical training image is labelled a copy whatever drew it: at 8 bits it is one.
 
 Samples are rounded to uint8. D_{n+1} is N of the first r*N samples drawn at random (replace, the
 vanilla arm). Each cycle is evaluated by ``evaluate.evaluate_sets`` against D_n (with the lineage
@@ -29,10 +33,12 @@ from ..data.images import ImageSet, make_set
 
 # metrics.jsonl-style names of the copy shares the evaluation reports, and where they sit in CycleMetrics
 MEASURES = {
+    "copy_share": ("vs_train", "copy_share"),
     "memorization_rate": ("vs_train", "memorization_rate"),
     "memorization_rate_lineage": ("vs_train", "memorization_rate_lineage"),
     "relative_copy_share": ("vs_train", "relative_copy_share"),
     "memorization_rate_real": ("vs_real", "memorization_rate"),
+    "copy_share_real": ("vs_real", "copy_share"),
 }
 
 
@@ -44,6 +50,7 @@ class Scenario:
     precision: float = 6.0           # copy noise, grey levels (std per pixel)
     follows_spacing: bool = False    # precision scales with D_n's spacing (relative to D_1's)
     favourites: Optional[int] = None # copies only the first k images of D_n (twins in D_{n+1})
+    fresh: bool = False              # does not copy: draws new real images (a generalizer, no contraction)
 
     @property
     def cycles(self) -> int:
@@ -58,6 +65,7 @@ SCENARIOS = (
     Scenario("copier as loose as the set is spread", (0.6,) * 5, precision=3.0, follows_spacing=True),
     Scenario("non-copier that contracts", (0.0,) * 5),
     Scenario("twins: copies of a few favourites", (0.6,) * 5, favourites=8),
+    Scenario("generalizer: fresh real images", (0.0,) * 5, fresh=True),
 )
 
 
@@ -65,6 +73,9 @@ def _spacing(x: np.ndarray) -> float:
     """Median distance from each image to its nearest other image (pixel L2)."""
     from .knn import knn
     return float(np.median(knn(x, None, k=1).dist[:, 0]))
+
+
+ROUNDING = 1.0  # grey levels per pixel (rms) two images must differ by to count as distinct
 
 
 def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: np.random.Generator,
@@ -85,11 +96,24 @@ def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: 
         if copy[i]:
             out[i] = z + precision * noise[i]
             continue
-        distinct = nb.idx[src[i]][nb.dist[src[i]] > 0][:3]
+        distinct = nb.idx[src[i]][nb.dist[src[i]] > ROUNDING * np.sqrt(x.shape[1])][:3]
         partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
         out[i] = (1 - lam[i]) * z + lam[i] * partner
     images = np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(m, *train.shape)
-    return make_set(images, cycle=cycle), copy
+    exact = knn(images.reshape(m, -1).astype(np.float32), x.astype(np.float32), k=1).dist[:, 0] == 0
+    return make_set(images, cycle=cycle), copy | exact
+
+
+def fresh_samples(pool: Optional[ImageSet], train: ImageSet, m: int, rng: np.random.Generator,
+                  cycle: int) -> tuple[ImageSet, np.ndarray]:
+    """m held-out real images (a generalizer: new images of the data's distribution); copies: none,
+    except a pool image pixel-identical to a training image."""
+    from .knn import knn
+    if pool is None or len(pool) < 2:
+        raise ValueError("a fresh scenario needs a pool of held-out real images")
+    images = pool.images[rng.choice(len(pool), m, replace=m > len(pool))]
+    exact = knn(images.reshape(m, -1).astype(np.float32), train.flat().astype(np.float32), k=1).dist[:, 0] == 0
+    return make_set(images, cycle=cycle), exact
 
 
 def run_suite(sources: tuple[str, ...], sizes: tuple[int, ...], seeds: tuple[int, ...], m: int = 1024,
@@ -97,18 +121,22 @@ def run_suite(sources: tuple[str, ...], sizes: tuple[int, ...], seeds: tuple[int
     """Every scenario from every real source and size N, on every seed (R: the seeded class-balanced
     subset of that seed): the rows of ``run_loop``, each tagged with its data set."""
     from ..core.config import DataConfig
-    from ..data.sources import load_real
+    from ..data.sources import load_real, load_source
     rows = []
     for source in sources:
         for n in sizes:
             for seed in seeds:
-                real = load_real(DataConfig(source=source, n=n), seed)
-                rows += [{**row, "data": source} for sc in scenarios for row in run_loop(real, sc, seed, m)]
+                cfg = DataConfig(source=source, n=n)
+                real = load_real(cfg, seed)
+                pool = load_real(cfg, seed, n=min(n + m, len(load_source(cfg)))).take(np.arange(n, n + m))
+                rows += [{**row, "data": source} for sc in scenarios for row in run_loop(real, sc, seed, m, pool=pool)]
     return rows
 
 
-def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, oversample: float = 2.0) -> list[dict]:
-    """One synthetic replace loop from ``real`` (= R = D_1): per cycle, the truth and every measure."""
+def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, oversample: float = 2.0,
+             pool: Optional[ImageSet] = None) -> list[dict]:
+    """One synthetic replace loop from ``real`` (= R = D_1): per cycle, the truth and every measure.
+    ``pool``: held-out real images of the same source, which a ``fresh`` scenario draws from."""
     from .evaluate import evaluate_sets
     rng = np.random.default_rng(seed)
     cfg = EvalConfig(n_generated=m, bootstrap=0)
@@ -118,7 +146,10 @@ def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, overs
     for cycle, p in enumerate(scenario.copy_share, start=1):
         spacing = _spacing(train.flat())
         precision = scenario.precision * (spacing / first if scenario.follows_spacing else 1.0)
-        gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites)
+        if scenario.fresh:
+            gen, copy = fresh_samples(pool, train, m, rng, cycle)
+        else:
+            gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites)
         metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, train_roots=roots)
         row = {"scenario": scenario.name, "d": int(np.prod(real.shape)), "n": len(real), "seed": seed,
                "cycle": cycle, "m": m, "truth": float(copy.mean()), "spacing": spacing, "precision": precision}
