@@ -180,7 +180,8 @@ def _real_share_claims(rows, arms: list, vanilla: str, last: int) -> list[Findin
 def findings_lines(rows: list[dict], baseline: str) -> list[str]:
     """Markdown: one bullet per finding, with 'held' / 'not held' and its figures."""
     n = len(seeds(rows))
-    lines = [f"Judged on {str(n) + ' seeds' if n > 1 else 'one seed'} against the baseline arm '{baseline}' "
+    judged = f"the mean over {n} seeds" if n > 1 else "one seed"
+    lines = [f"Judged on {judged} against the baseline arm '{baseline}' "
              f"(docs/method.md §5, §8): trends are slopes over all cycles with a 95% interval over seeds; copying "
              f"is the copy rule's share for every arm; a claim on fewer than {HELD_SEEDS} seeds is at most "
              f"'suggested'.", ""]
