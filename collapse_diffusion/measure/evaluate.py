@@ -69,7 +69,7 @@ def set_stats(s: "ImageSet", k: int, duplicates: bool = True) -> SetStats:
     from .knn import knn
     from .memorization import COPY_K, copy_test
     x = s.flat()
-    wide = min(len(x) - 1, max(k, COPY_K))
+    wide = min(len(x) - 1, max(k, COPY_K if duplicates else k))
     nb = knn(x, None, k=wide)
     entropy = kl_from_distances(nb.dist[:, k - 1], x.shape[1], k, PIXEL_SPACE)
     dup = float(copy_test(x, x, nb.idx[:, :COPY_K]).copy.mean()) if duplicates else None

@@ -100,20 +100,24 @@ def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: 
         partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
         out[i] = (1 - lam[i]) * z + lam[i] * partner
     images = np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(m, *train.shape)
-    exact = knn(images.reshape(m, -1).astype(np.float32), x.astype(np.float32), k=1).dist[:, 0] == 0
-    return make_set(images, cycle=cycle), copy | exact
+    return make_set(images, cycle=cycle), copy | _identical(images, train)
+
+
+def _identical(images: np.ndarray, train: ImageSet) -> np.ndarray:
+    """(m,) bool: the image is pixel-identical to a training image (an exact copy at 8 bits)."""
+    from .knn import knn
+    return knn(images.reshape(len(images), -1).astype(np.float32), train.flat().astype(np.float32),
+               k=1).dist[:, 0] == 0
 
 
 def fresh_samples(pool: Optional[ImageSet], train: ImageSet, m: int, rng: np.random.Generator,
                   cycle: int) -> tuple[ImageSet, np.ndarray]:
     """m held-out real images (a generalizer: new images of the data's distribution); copies: none,
     except a pool image pixel-identical to a training image."""
-    from .knn import knn
     if pool is None or len(pool) < 2:
         raise ValueError("a fresh scenario needs a pool of held-out real images")
     images = pool.images[rng.choice(len(pool), m, replace=m > len(pool))]
-    exact = knn(images.reshape(m, -1).astype(np.float32), train.flat().astype(np.float32), k=1).dist[:, 0] == 0
-    return make_set(images, cycle=cycle), exact
+    return make_set(images, cycle=cycle), _identical(images, train)
 
 
 def run_suite(sources: tuple[str, ...], sizes: tuple[int, ...], seeds: tuple[int, ...], m: int = 1024,
@@ -127,8 +131,8 @@ def run_suite(sources: tuple[str, ...], sizes: tuple[int, ...], seeds: tuple[int
         for n in sizes:
             for seed in seeds:
                 cfg = DataConfig(source=source, n=n)
-                real = load_real(cfg, seed)
-                pool = load_real(cfg, seed, n=min(n + m, len(load_source(cfg)))).take(np.arange(n, n + m))
+                both = load_real(cfg, seed, n=min(n + m, len(load_source(cfg))))  # R, then held-out images
+                real, pool = both.take(np.arange(n)), both.take(np.arange(n, len(both)))
                 rows += [{**row, "data": source} for sc in scenarios for row in run_loop(real, sc, seed, m, pool=pool)]
     return rows
 
