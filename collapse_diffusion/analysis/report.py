@@ -103,7 +103,8 @@ def _header(root: Path, cfg, rows: list[dict]) -> list[str]:
             f"structure and is under a third of that image's signal; docs/method.md §7), the same for every arm; "
             f"secondary: NN1/NN2 < {cfg.eval.memorization_threshold:.3f}, plain and lineage-aware, whose biases the "
             f"copy suite measures (docs/results/copy_suite.md); contraction: D_n's spacing and its geometric "
-            f"duplicate share, never counted as copying; KL "
+            f"duplicate share, never counted as copying. Measured limit: the copy rule misses copies whose "
+            f"error is smooth (a trained model's), so it undercounts them (docs/method.md §7); KL "
             f"entropy with k = {cfg.eval.entropy_k}, H(D_n) and H(G_n) at equal n; FD bootstrap over "
             f"{cfg.eval.bootstrap} resamples of the generated images. A Fréchet distance is FID only with the "
             f"Inception TF weights.", ""] + _legend(rows) + [""]
