@@ -148,8 +148,11 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
              real: Optional[Path] = typer.Option(None, help="Real reference set (.npz; default: the configured "
                                                             "real subset)."),
              out: Path = typer.Option(Path("eval"), help="Folder for metrics.json, nn.png and nn.npz."),
+             model: Optional[Path] = typer.Option(None, "--model", help="The model that made them (its model/ "
+                                                                       "folder): adds the model probe's memorizer "
+                                                                       "share of the training set."),
              config: Optional[Path] = ConfigArg, overrides: List[str] = SetOpt) -> None:
-    """Memorization rate, generalization score, entropies and FD/FID of a generated set.
+    """Copy share, memorization rates, generalization score, entropies and FD/FID of a generated set.
 
     Nearest-neighbour metrics are in pixel space (0-255); FD uses eval.extractor (the project's
     classifier, or Inception with local weights). The classifier is cached under ~/.cache.
@@ -159,6 +162,7 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
     \b
       collapse-diffusion evaluate samples.npz --train digits256.npz --out eval1
       collapse-diffusion evaluate g.npz --train d.npz --real r.npz --set eval.extractor=classifier
+      collapse-diffusion evaluate g.npz --train d.npz --model run/shared/cycle_01/model
     """
     from .analysis.plots import nn_pairs_figure, savefig
     from .core.layout import CycleFiles
@@ -170,9 +174,18 @@ def evaluate(generated: Path = typer.Argument(..., help="Generated images (.npz)
     real_s = _load_set(real) if real else load_real(cfg.data, cfg.seed)
     check_shapes(generated=gen, train=train_s, real=real_s)
     extractor = get_extractor(cfg.eval, _classifier_data(cfg), cfg.data.source, default_cache(), cfg.seed)
+    probe = None
+    if model is not None:
+        from .diffusion.train import is_model
+        from .measure.returns import probe_model
+        if not is_model(model):
+            raise UserError(f"--model {model}: not a trained model folder (no weights); pass a cycle's model/ folder")
+        probe = probe_model(model, train_s.images, cfg.seed, cfg.diffusion, cfg.runtime)
     files = CycleFiles(out)
-    inputs = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset")}
-    metrics, arrays = evaluate_to(files, gen, train_s, real_s, cfg.eval, cfg.seed, extractor, inputs=inputs)
+    inputs = {"generated": str(generated), "train": str(train_set), "real": str(real or "configured subset"),
+              "model": str(model) if model else None}
+    metrics, arrays = evaluate_to(files, gen, train_s, real_s, cfg.eval, cfg.seed, extractor, probe=probe,
+                                  inputs=inputs)
     picture = out / "nn.png"
     savefig(nn_pairs_figure(gen.images, train_s.images, arrays["ratios"], arrays["nn_index"]), picture)
     save_config(cfg, out / "config.yaml")

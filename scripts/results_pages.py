@@ -15,6 +15,7 @@ the stem of a rows file under docs/results/ (``archive/NAME`` for an archived on
 - ``setup:SOURCE``    what the rows say was run: N, steps, preset, cycles, seeds, arms, sample counts, spaces
 - ``pivot:SOURCE COLUMN FORMAT [KEY=VALUE,...]``  one column per cycle, one line per paradigm / arm
 - ``truth:SOURCE``    the ground-truth suite's score of every copy measure (analysis.copy_suite)
+- ``planted:SOURCE``  every copy measure on planted copies in trained models' samples (analysis.copy_suite)
 
 A number inside a sentence is ``<!-- value:SOURCE SELECT COLUMN FORMAT -->text<!-- /value -->``:
 SELECT is ``paradigm/arm/cycle`` or ``key=value,...`` and must match exactly one row; a cycle ``1-5``
@@ -41,8 +42,8 @@ PAPER_ARMS = ("vanilla", "greedy", "tdf")
 VIEWS = {
     "digits_accumulate": ("digits_mitigations", {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
 }
-BLOCK = re.compile(r"<!-- (results|summary|ranking|phase|cycles|setup|pivot|truth):([\w/-]+)((?: [^\n>]*?)?) -->\n"
-                   r"(.*?)<!-- /\1:\2 -->", re.S)
+KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted"
+BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
 VALUE = re.compile(r"<!-- value:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /value -->")
 
 
@@ -149,9 +150,10 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
     from collapse_diffusion.analysis.findings import findings_lines, summary_table
     from collapse_diffusion.analysis.phase import cycles_table, phase_table
     from collapse_diffusion.analysis.report import ranking_table
-    if kind == "truth":
-        from collapse_diffusion.analysis.copy_suite import score_table
-        return score_table([json.loads(line) for line in (RESULTS / f"{name}.jsonl").read_text().splitlines()])
+    if kind in ("truth", "planted"):
+        from collapse_diffusion.analysis.copy_suite import planted_table, score_table
+        lines = [json.loads(line) for line in (RESULTS / f"{name}.jsonl").read_text().splitlines()]
+        return score_table(lines) if kind == "truth" else planted_table(lines)
     rows = shipped(name)
     if kind == "results":
         return summary_table(rows) + [""] + [line for line in findings_lines(rows, BASELINE) if line.startswith("- ")]
@@ -163,8 +165,11 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
             out += [f"**{p}**", ""] + ranking_table(rows, p) + [""]
         return out[:-1]
     if kind == "phase":
-        head = "Lineage-aware memorization rate at cycle 1 (equal to the 1/3 rule at cycle 1):"
-        return [head, ""] + phase_table(rows)
+        if any(r.get("copy_share") is not None for r in rows):
+            return ["Copy share (the copy rule, method §7) at cycle 1:", ""] + phase_table(rows)
+        head = ("1/3-rule memorization rate at cycle 1 (these rows predate the copy rule; on the real, distinct "
+                "D_1 of cycle 1 its near branch is the 1/3 rule):")
+        return [head, ""] + phase_table(rows, "memorization_rate")
     if kind == "setup":
         return setup(rows)
     if kind == "pivot":

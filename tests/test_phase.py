@@ -19,7 +19,8 @@ FAST = ["data.n=16", "train.steps=4", "train.batch_size=8", "train.warmup_steps=
 def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
     """Cells whose 'model' returns its training images plus small noise sit on the memorizing side;
     cells whose samples are unseen real digits sit on the generalizing side."""
-    cfg = load_config(ROOT / "configs" / "tiny.yaml", FAST + ["phase.n=[16,32]", "phase.steps=[10,20]"])
+    cfg = load_config(ROOT / "configs" / "tiny.yaml",
+                      FAST + ["phase.n=[16,32]", "phase.steps=[10,20]", "eval.probe=false"])
     studies = open_phase(tmp_path, cfg)
     rng = np.random.default_rng(0)
     from collapse_diffusion.data.sources import load_digits_set

@@ -19,6 +19,7 @@ PINNED = [
     "exact_copies", "n_generated", "memorization_rate_real", "memorization_real_ci95", "n_real",
     "n_train", "entropy_train", "trace_cov_train", "mean_nn_train", "real_share", "entropy_generated",
     "trace_cov_generated", "fd", "fd_label", "fd_ci95", "fd_n_real", "fd_n_generated", "classifier_accuracy",
+    "precision", "recall", "memorizer_share", "memorizer_ci95", "memorizer_ratio_median", "n_probed",
     "entropy_space",
     "selection_pool", "selection_size", "pool_generated", "pool_real", "memfilter_dropped", "verify_dropped",
     "detector_recall", "detector_false_positive", "topped_up", "real_anchors",

@@ -51,12 +51,17 @@ def test_the_plain_rule_misses_twins_and_no_measure_invents_copies_at_cycle_one(
 
 def test_the_copy_rule_passes_every_scenario_on_a_short_loop(real):
     """The primary measure against planted truth: within the tolerance in every cycle of every
-    scenario (three cycles, 256 samples, one seed), where the plain rule fails the twins."""
+    scenario that geometry can decide (three cycles, 256 samples, one seed), where the plain rule
+    fails the twins. Copies with a model's error are found where D_n holds no twins of them (cycle 1);
+    later they are the measured limit of geometry (docs/method.md §7), which the model probe covers."""
+    import dataclasses
+
     from collapse_diffusion.data.sources import load_real
     pool = load_real(DataConfig(n=32), seed=0, n=32 + 256).take(np.arange(32, 288))
     for sc in SCENARIOS:
-        short = Scenario(sc.name, sc.copy_share[:3], sc.precision, sc.follows_spacing, sc.favourites, sc.fresh)
-        rows = run_loop(real, short, seed=0, m=256, pool=pool)
+        rows = run_loop(real, dataclasses.replace(sc, copy_share=sc.copy_share[:3]), seed=0, m=256, pool=pool)
+        if sc.blend is not None:
+            rows = rows[:1]
         result = score(rows, "copy_share")
         assert result["max_error"] <= TOLERANCE, (sc.name, result)
 
@@ -72,8 +77,12 @@ def test_the_copy_rule_on_planted_noise_copies_and_on_noise():
     noisy = np.clip(np.round(real[:16] + 4 * rng.normal(size=(16, 64))), 0, 255)
     between = np.round(0.5 * real[16:32] + 0.5 * real[32:48])
     noise = rng.uniform(0, 255, size=(16, 64)).round()
-    x = np.concatenate([real[:16], noisy, between, noise, fresh])
-    flags = copy_test(x, real, knn(x.astype(np.float32), real.astype(np.float32), k=16).idx).copy
+    nb = np.argsort(((real[:16, None] - real[None]) ** 2).sum(-1), 1)[:, 1]  # each one's nearest other image
+    blended = np.round(0.9 * real[:16] + 0.1 * real[nb])  # a slight move toward a neighbour: a model's error
+    x = np.concatenate([real[:16], noisy, between, noise, fresh, blended])
+    test = copy_test(x, real, knn(x.astype(np.float32), real.astype(np.float32), k=16).idx)
+    flags = test.copy
     assert flags[:16].all() and flags[16:32].mean() >= 0.9  # exact copies, then noisy ones
     assert not flags[32:64].any()
-    assert flags[64:].mean() <= 0.1
+    assert flags[64:96].mean() <= 0.1
+    assert flags[96:].all() and test.near[96:].all() and not test.unstructured[96:].any()

@@ -64,3 +64,19 @@ def score_table(rows: list[dict]) -> list[str]:
         out.append(f"| {scenario} | {data}, {sub[0]['d']}, {n} | {len({r['seed'] for r in sub})} | "
                    f"{truth[0]:.2f} → {truth[-1]:.2f} {arrow[direction(slope(truth))]} | " + " | ".join(cells) + " |")
     return out
+
+
+PLANTED = ("copy_share", "memorization_rate", "memorization_rate_lineage", "relative_copy_share")
+
+
+def planted_table(rows: list[dict]) -> list[str]:
+    """Markdown: per trained model (N, steps) and group of images (its own samples, planted exact and
+    near copies, fresh real images), the share each copy measure flags, with the truth where known,
+    and the model's memorizer share (the model probe)."""
+    head = "| model (digits) | memorizer share | images | m | truth | " + " | ".join(PLANTED) + " |"
+    out = [head, "|" + "---|" * (5 + len(PLANTED))]
+    for r in rows:
+        truth = "unknown" if r["truth"] is None else f"{r['truth']:.0f}"
+        out.append(f"| N = {r['n']}, {r['steps']} steps | {r['memorizer_share']:.2f} | {r['group']} | {r['m']} | "
+                   f"{truth} | " + " | ".join(f"{r[k]:.3f}" for k in PLANTED) + " |")
+    return out

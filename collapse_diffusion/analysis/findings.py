@@ -79,6 +79,12 @@ def _vanilla_claims(rows, v: str, last: int) -> list[Finding]:
         out.append(Finding(f"replace/{v}: copying rises over the loop (copy share vs D_n, slope over cycles 1-{last} "
                            f"above +{FLAT} a cycle, its seed interval above 0)", trend(copying) > 0,
                            f"slope {copying.text(3, ' a cycle')}; {f(COPY, 1)} -> {f(COPY, last)}", copying.n))
+    probe = slopes(rows, "replace", v, "memorizer_share")
+    if probe is not None:
+        out.append(Finding(f"replace/{v}: the model memorizes more over the loop (model probe: memorizer share of "
+                           f"D_n, slope over cycles 1-{last} above +{FLAT} a cycle, its seed interval above 0)",
+                           trend(probe) > 0, f"slope {probe.text(3, ' a cycle')}; {f('memorizer_share', 1, 2)} -> "
+                           f"{f('memorizer_share', last, 2)}", probe.n))
     spacing = slopes(rows, "replace", v, "mean_nn_train", log=True)
     if spacing is not None:
         shrink = np.exp(spacing.mean * (last - 1))
@@ -190,9 +196,11 @@ def findings_lines(rows: list[dict], baseline: str) -> list[str]:
     return lines
 
 
-SUMMARY = (("copy_share", "copy share", 3), ("memorization_rate", "mem. 1/3 rule", 3),
+SUMMARY = (("copy_share", "copy share", 3), ("memorizer_share", "memorizer share", 2),
+           ("memorization_rate", "mem. 1/3 rule", 3),
            ("duplicate_share_geometric", "dup. share D_n", 2), ("mean_nn_train", "spacing D_n", 0),
            ("generalization_score", "GS", 0), ("entropy_train", "H(D_n), nats", 1), ("fd", "FD", 1),
+           ("precision", "precision", 2), ("recall", "recall", 2),
            ("real_share", "real share", 2))
 
 

@@ -266,8 +266,8 @@ def figure_phase_samples(root: Path, rows: list[dict]):
 
 
 def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
-    """Per arm, at the first and the last cycle: the ``pairs`` samples with the lowest lineage-aware
-    NN1/NN2 ratio, each above its nearest training image, the ratio printed under the pair."""
+    """Per arm, at the first and the last cycle: the first ``pairs`` samples (an unselected draw), each
+    above its nearest training image, with the copy rule's verdict and the NN1/NN2 ratio under it."""
     from .plots import _show
     first = seeds(rows)[0]
     sub = [r for r in rows if r["paradigm"] == paradigm and r.get("seed", 0) == first]
@@ -279,22 +279,23 @@ def figure_nn_pairs(run: Path, rows: list[dict], paradigm: str, pairs: int = 4):
         for j, c in enumerate(cycles):
             f = RunLayout(run).cycle(paradigm, arm, c)
             with np.load(f.nn) as z:
-                ratios = z["ratios_lineage"] if "ratios_lineage" in z else z["ratios"]
-                nn = z["nn_index"][:, 0]
+                ratios, nn = z["ratios"], z["nn_index"][:, 0]
+                copy = z["copy"] if "copy" in z else ratios < 1 / 3
             with np.load(f.samples) as g, np.load(f.train) as t:
                 gen, train = g["images"], t["images"]
-            for k, s in enumerate(np.argsort(ratios, kind="stable")[:pairs]):
+            for k, s in enumerate(range(min(pairs, len(ratios)))):
                 top, bottom = axes[2 * i, j * pairs + k], axes[2 * i + 1, j * pairs + k]
                 _show(top, gen[s])
                 _show(bottom, train[nn[s]])
-                bottom.set_xlabel(f"{ratios[s]:.2f}", fontsize=8, color="red" if ratios[s] < 1 / 3 else "black")
+                bottom.set_xlabel(f"{'copy' if copy[s] else 'new'} {ratios[s]:.2f}", fontsize=8,
+                                  color="red" if copy[s] else "black")
                 if k == 0:
                     top.set_ylabel(f"{arm}\ngenerated", fontsize=7)
                     bottom.set_ylabel("nearest\ntraining", fontsize=7)
                 if i == 0 and k == 0:
                     top.set_title(f"cycle {c}", fontsize=9, loc="left")
-    fig.suptitle(f"{paradigm} (seed {first}): the {pairs} samples closest to a copy, over their nearest training "
-                 f"image;\nlineage-aware NN1/NN2 ratio under each pair, red when < 1/3 (a copy)", fontsize=9)
+    fig.suptitle(f"{paradigm} (seed {first}): the first {pairs} samples, over their nearest training image;\n"
+                 f"under each pair the copy rule's verdict (red: a copy) and NN1/NN2", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -85,6 +85,7 @@ class EvalConfig:
     classifier_weight_decay: float = 1e-4    # its AdamW weight decay
     classifier_batch: int = 128              # its batch size, images
     fid_real: int = 0                        # real images for FD; 0 = every image of the data set (up to 20k)
+    probe: bool = True                       # the model probe: memorizer share of D_n (docs/method.md §7)
 
 
 @dataclass(frozen=True)

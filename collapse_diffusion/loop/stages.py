@@ -28,6 +28,7 @@ from ..diffusion import distributed
 from ..diffusion.sample import generate, save_grid
 from ..diffusion.train import is_model, train
 from ..measure.evaluate import CycleMetrics, evaluate_to
+from ..measure.returns import probe_model
 from ..selection.paradigms import next_training_set
 from ..selection.pipeline import Chooser
 from ..selection.record import SelectionReport
@@ -83,9 +84,11 @@ def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     c = study.cfg
     with timed(f, "evaluate"):
         train_set = load_npz(f.train)
+        probe = (probe_model(f.model, train_set.images, derive_seed(c.seed, cycle, "probe"), c.diffusion, c.runtime)
+                 if c.eval.probe else None)
         evaluate_to(f, load_npz(f.samples), train_set, study.real_pool.take(np.arange(study.n)), c.eval,
                     derive_seed(c.seed, cycle, "evaluate"), study.extractor, study.real_features,
-                    study.lineage_roots(paradigm, arm, train_set), cycle=cycle)
+                    study.lineage_roots(paradigm, arm, train_set), probe=probe, cycle=cycle)
 
 
 def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:

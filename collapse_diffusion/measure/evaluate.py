@@ -21,6 +21,7 @@ from ..core.records import Col, Record, detail, format_value, metric
 from .entropy import EntropyStats
 from .fid import FDReport
 from .memorization import NNReport, trace_cov
+from .returns import ReturnReport
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
@@ -58,6 +59,7 @@ class CycleMetrics(Record):
     vs_train: NNReport = detail("generated vs training set")
     vs_real: Optional[NNReport] = detail("generated vs real set R", default=None)
     fd: Optional[FDReport] = detail("Fréchet distance", default=None)
+    probe: Optional[ReturnReport] = detail("model probe (memorizer share)", default=None)
     cycle: Optional[int] = field(default=None)
     inputs: Optional[dict] = field(default=None)
 
@@ -99,8 +101,10 @@ def sample_roots(arrays: dict, gen: ImageSet, train_roots: np.ndarray, threshold
 
 def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg: EvalConfig, seed: int,
                   extractor: Optional["Extractor"] = None, real_features: Optional[np.ndarray] = None,
-                  train_roots: Optional[np.ndarray] = None) -> tuple[CycleMetrics, dict]:
-    """(metrics, arrays) of ``gen`` against ``train`` and ``real`` (docs/method.md §4, §7).
+                  train_roots: Optional[np.ndarray] = None, probe: Optional[ReturnReport] = None
+                  ) -> tuple[CycleMetrics, dict]:
+    """(metrics, arrays) of ``gen`` against ``train`` and ``real`` (docs/method.md §4, §7); ``probe``:
+    the model's memorizer share (returns.probe_model), carried into the record as measured.
 
     NN metrics use every generated image; the entropy of G_n uses its first |D_n| images, so that
     H(G_n) and H(D_n) are estimated at equal n. ``train_roots`` (n, 2): lineage roots of D_n
@@ -127,17 +131,18 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     metrics = CycleMetrics(space=f"{PIXEL_SPACE} (d={g.shape[1]})", train_set=set_stats(train, cfg.entropy_k),
                            generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k,
                                                    duplicates=False),
-                           vs_train=vs_train, vs_real=vs_real, fd=fd)
+                           vs_train=vs_train, vs_real=vs_real, fd=fd, probe=probe)
     return metrics, arrays
 
 
 def evaluate_to(files: CycleFiles, gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg: EvalConfig,
                 seed: int, extractor: Optional["Extractor"] = None, real_features: Optional[np.ndarray] = None,
-                train_roots: Optional[np.ndarray] = None, **extra) -> tuple[CycleMetrics, dict]:
+                train_roots: Optional[np.ndarray] = None, probe: Optional[ReturnReport] = None,
+                **extra) -> tuple[CycleMetrics, dict]:
     """The evaluation stage, as the loop and the CLI both run it: :func:`evaluate_sets`, then
     ``files.nn`` (per-sample arrays) and last ``files.metrics`` (the record, with ``extra`` keys such
     as the cycle or the inputs), so a present metrics.json means a finished evaluation."""
-    metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, extractor, real_features, train_roots)
+    metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, extractor, real_features, train_roots, probe)
     atomic_save_npz(files.nn, **arrays)
     atomic_write_json(files.metrics, {**metrics.to_dict(), **extra})
     seal(files.nn, files.metrics)

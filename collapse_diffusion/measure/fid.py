@@ -40,6 +40,14 @@ class FDReport(Record):
     classifier_accuracy: Optional[float] = metric(
         "classifier held-out accuracy", rate=True,
         columns={FD: Col("classifier_accuracy", "feature classifier held-out accuracy", plot=False)})
+    precision: Optional[float] = metric(
+        "precision (k=3, Kynkäänniemi et al. 2019; torch-fidelity)", rate=True, n=("n_generated", "n_real"),
+        default=None, columns={FD: Col("precision", "precision: share of generated inside the real manifold (k=3)",
+                                       "prec.")})
+    recall: Optional[float] = metric(
+        "recall (k=3, Kynkäänniemi et al. 2019; torch-fidelity)", rate=True, n=("n_generated", "n_real"),
+        default=None, columns={FD: Col("recall", "recall: share of real inside the generated manifold (k=3)",
+                                       "recall")})
 
 
 def _stats(x: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -81,12 +89,27 @@ def fd_bootstrap(real: np.ndarray, gen: np.ndarray, n_boot: int, seed: int, leve
     return [float(lo), float(hi)]
 
 
+PRC_K = 3  # neighbourhood of the precision and recall manifolds (torch-fidelity's default, the paper's)
+
+
+def precision_recall(real: np.ndarray, gen: np.ndarray, k: int = PRC_K) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of generated against real features,
+    by torch-fidelity on the given features: precision, the share of generated points inside some real
+    point's k-NN ball; recall, the share of real points inside some generated point's ball."""
+    import torch
+    from torch_fidelity.metric_prc import prc_features_to_metric
+    out = prc_features_to_metric(torch.as_tensor(gen, dtype=torch.float32), torch.as_tensor(real, dtype=torch.float32),
+                                 prc_neighborhood=k, prc_batch_size=4096, save_cpu_ram=True, verbose=False)
+    return float(out["precision"]), float(out["recall"])
+
+
 def fd_report(extractor: "Extractor", real_features: np.ndarray, gen_images: np.ndarray, n_boot: int = 0,
               seed: int = 0) -> FDReport:
     """FD of generated images against precomputed real features, labelled, with counts and interval."""
     gen_features = extractor(gen_images)
     label = "FID" if extractor.name.startswith("inception") else f"FD ({extractor.name})"
-    return FDReport(value=frechet_distance(real_features, gen_features), label=label,
+    precision, recall = precision_recall(real_features, gen_features)
+    return FDReport(precision=precision, recall=recall,value=frechet_distance(real_features, gen_features), label=label,
                     ci95=tuple(fd_bootstrap(real_features, gen_features, n_boot, seed)), extractor=extractor.name,
                     extractor_info=dict(extractor.info), feature_dim=int(gen_features.shape[1]),
                     n_real=len(real_features), n_generated=len(gen_features),

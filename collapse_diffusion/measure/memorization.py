@@ -46,17 +46,23 @@ def _outside_group(dist: np.ndarray, idx: np.ndarray, groups: np.ndarray, of: np
 
 TRAIN, REAL = "vs_train", "vs_real"  # the roles of a report: against D_n, against R
 COPY_K, COPY_ALPHA, SNR = 16, 0.001, 3.0  # the copy rule: neighbourhood, level of its noise test, least signal/error
+DISTINCT = 1.0  # rms difference per feature (grey levels for pixels) below which two images are one at 8 bits
 
 
 @dataclass(frozen=True)
 class CopyTest:
     """Per-sample arrays of the copy rule (docs/method.md §7): ``copy`` (bool), ``explained`` (the
     share of the offset from NN1 that the neighbours' differences span), ``bound`` (that share's
-    upper 1 - alpha quantile for an unstructured offset) and ``snr`` (||NN1 - mean|| / ||offset||)."""
+    upper 1 - alpha quantile for an unstructured offset), ``snr`` (||NN1 - mean|| / ||offset||) and
+    ``ratio`` (||offset|| over the distance to the nearest reference image distinct from NN1), with
+    which branch flagged it: ``unstructured`` (the noise test) and ``near`` (the distinct-NN2 ratio)."""
     copy: np.ndarray
     explained: np.ndarray
     bound: np.ndarray
     snr: np.ndarray
+    ratio: np.ndarray
+    unstructured: np.ndarray
+    near: np.ndarray
 
 
 def _tones(z1: np.ndarray, bounds: Optional[tuple[float, float]]) -> np.ndarray:
@@ -78,18 +84,28 @@ def _without(q: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def copy_test(x: np.ndarray, ref: np.ndarray, idx: np.ndarray, centre: Optional[np.ndarray] = None,
               alpha: float = COPY_ALPHA, snr: float = SNR, bounds: Optional[tuple[float, float]] = (0.0, 255.0),
-              block: int = 256) -> CopyTest:
+              threshold: float = 1 / 3, distinct: float = DISTINCT, block: int = 256) -> CopyTest:
     """The copy rule (docs/method.md §7): x is a copy of its nearest reference image z1 when the
-    offset o = x - z1 carries none of the reference set's structure and is small against z1's signal.
+    offset o = x - z1 is small against z1's signal (||z1 - centre|| > ``snr`` ||o||; centre: the
+    reference set's mean, pure noise is nobody's copy) and either of two things holds:
+
+    - **near**: ||o|| < ``threshold`` times the distance from x to its nearest reference image that
+      is distinct from z1 (differs from it by more than ``distinct`` rms per feature). The 1/3 rule,
+      except that a pixel-level duplicate of z1 in the reference set is z1, not a second image: a
+      copy with the model's own smooth error (a slight blend toward other images) is found this way.
+    - **unstructured**: o carries none of the reference set's structure, at any size below z1's
+      signal: a copy whose only error is noise, even where the set holds near-twins of z1 (copies of
+      copies) that make every ratio useless.
 
     Structure: the differences z_j - z1 to x's other nearest reference images (``idx`` (m, k), nearest
     first) span a local subspace of rank r. An unstructured offset (noise) puts a Beta(r/2, (d' - r)/2)
     share of its energy there; a move toward other images (interpolation, a new image built from the
     set's structure) far more. Before measuring, o and the differences lose their components along
     z1's tones (:func:`_tones`: a brighter, stronger or clipped copy is still a copy; d' = d minus
-    their rank). x is a copy when the share is at most the Beta's 1 - ``alpha`` quantile and
-    ||z1 - centre|| > ``snr`` ||o|| (centre: the reference set's mean; pure noise is nobody's copy).
-    An exact copy (o = 0) is a copy. Euclidean, in the given features (pixels 0-255: ``bounds``)."""
+    their rank); o is unstructured when the share is at most the Beta's 1 - ``alpha`` quantile.
+    An exact copy (o = 0) is a copy. Euclidean, in the given features (pixels 0-255: ``bounds``).
+    The neighbourhood ``idx`` bounds the search for a distinct second image: none among them reads
+    as no distinct image within reach (ratio 0)."""
     from scipy.stats import beta
     x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
     centre = ref.mean(0) if centre is None else centre
@@ -98,11 +114,15 @@ def copy_test(x: np.ndarray, ref: np.ndarray, idx: np.ndarray, centre: Optional[
     z1 = ref[idx[:, 0]]
     o = x - z1
     norm2 = (o ** 2).sum(1)
+    other = np.full(m, np.inf)
     for s in range(0, m, block) if idx.shape[1] > 1 else ():
         sl = slice(s, s + block)
+        nbrs = ref[idx[sl, 1:]]                                       # (b, k-1, d)
+        apart = np.sqrt(((nbrs - z1[sl, None, :]) ** 2).mean(2)) > distinct
+        other[sl] = np.where(apart, np.sqrt(((x[sl, None, :] - nbrs) ** 2).sum(2)), np.inf).min(1)
         q = _tones(z1[sl], bounds)
         tones[sl] = (np.abs(q).sum(1) > 0).sum(1)
-        basis = _without(q, ref[idx[sl, 1:]] - z1[sl, None, :])      # (b, k-1, d)
+        basis = _without(q, nbrs - z1[sl, None, :])
         off = _without(q, o[sl])
         _, sv, vt = np.linalg.svd(basis, full_matrices=False)        # rows of vt span the differences
         keep = sv > 1e-9 * np.maximum(sv[:, :1], 1e-300)
@@ -111,9 +131,12 @@ def copy_test(x: np.ndarray, ref: np.ndarray, idx: np.ndarray, centre: Optional[
         explained[sl] = (coef ** 2).sum(1) / np.maximum((off ** 2).sum(1), 1e-300)
     bound = np.where(rank > 0, beta.ppf(1 - alpha, np.maximum(rank, 1) / 2, np.maximum(d - rank - tones, 1) / 2),
                      0.0)
-    ratio = np.linalg.norm(z1 - centre, axis=1) / np.maximum(np.sqrt(norm2), 1e-300)
-    copy = (norm2 == 0) | ((explained <= bound) & (ratio > snr))
-    return CopyTest(copy=copy, explained=explained, bound=bound, snr=ratio)
+    signal = np.linalg.norm(z1 - centre, axis=1) / np.maximum(np.sqrt(norm2), 1e-300)
+    ratio = np.sqrt(norm2) / other
+    unstructured, near = (explained <= bound) & (signal > snr), (ratio < threshold) & (signal > snr)
+    copy = (norm2 == 0) | unstructured | near
+    return CopyTest(copy=copy, explained=explained, bound=bound, snr=signal, ratio=ratio,
+                    unstructured=unstructured, near=near)
 
 
 @dataclass(frozen=True)
@@ -188,7 +211,7 @@ def nn_report(gen: np.ndarray, train: np.ndarray, threshold: float = 1 / 3,
     rate, ci = proportion(ratio < threshold)
     rate_l, ci_l = proportion(ratio_lineage < threshold)
     rel, rel_ci = proportion(rho < threshold)
-    copies = copy_test(gen, train, nb.idx[:, :min(k, COPY_K)]).copy
+    copies = copy_test(gen, train, nb.idx[:, :min(k, COPY_K)], threshold=threshold).copy
     share, share_ci = proportion(copies)
     report = NNReport(copy_share=share, copy_ci95=tuple(share_ci), memorization_rate=rate, memorization_ci95=tuple(ci),
                       memorization_rate_lineage=rate_l,

@@ -7,7 +7,11 @@ A synthetic "model" of cycle n draws each of its m samples from its training set
   training image z plus Gaussian noise of standard deviation ``precision`` grey levels per pixel
   (fixed pixel precision), or of ``precision`` times the ratio of D_n's median 1-NN spacing to
   D_1's (``follows_spacing``: a copier as loose as the set is spread); ``favourites = k`` copies only
-  the first k images of D_n, which fills D_{n+1} with twins (copies of copies);
+  the first k images of D_n, which fills D_{n+1} with twins (copies of copies); ``blend = (a, b)``
+  gives a copy a trained model's kind of error instead of pure noise: it moves toward one of z's
+  three nearest distinct training images by e ~ U(a, b) (well below an interpolant's 0.25), noise on
+  top (measured on the default study's cycle-1 model: 67-80% of its copies' offset from the source
+  lies along the differences to the source's neighbours, where noise would put 25%);
 - ``fresh``: it draws held-out real images (a generalizer that neither copies nor contracts);
 - otherwise it **interpolates**: (1 - l) z + l z' with z' one of z's three nearest distinct training
   images and l ~ U(0.25, 0.75). Interpolation is not copying, and it contracts the set.
@@ -30,6 +34,7 @@ import numpy as np
 
 from ..core.config import EvalConfig
 from ..data.images import ImageSet, make_set
+from .memorization import DISTINCT
 
 # metrics.jsonl-style names of the copy shares the evaluation reports, and where they sit in CycleMetrics
 MEASURES = {
@@ -51,6 +56,7 @@ class Scenario:
     follows_spacing: bool = False    # precision scales with D_n's spacing (relative to D_1's)
     favourites: Optional[int] = None # copies only the first k images of D_n (twins in D_{n+1})
     fresh: bool = False              # does not copy: draws new real images (a generalizer, no contraction)
+    blend: Optional[tuple[float, float]] = None  # a copy blends toward a neighbour by e ~ U(a, b): model-like error
 
     @property
     def cycles(self) -> int:
@@ -66,6 +72,8 @@ SCENARIOS = (
     Scenario("non-copier that contracts", (0.0,) * 5),
     Scenario("twins: copies of a few favourites", (0.6,) * 5, favourites=8),
     Scenario("generalizer: fresh real images", (0.0,) * 5, fresh=True),
+    Scenario("constant copier with model-like error", (0.5,) * 5, precision=2.0, blend=(0.02, 0.15)),
+    Scenario("rising copier with model-like error", (0.2, 0.4, 0.6, 0.8, 0.95), precision=2.0, blend=(0.02, 0.15)),
 )
 
 
@@ -75,11 +83,12 @@ def _spacing(x: np.ndarray) -> float:
     return float(np.median(knn(x, None, k=1).dist[:, 0]))
 
 
-ROUNDING = 1.0  # grey levels per pixel (rms) two images must differ by to count as distinct
+ROUNDING = DISTINCT  # grey levels per pixel (rms) two images must differ by to count as distinct
 
 
 def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: np.random.Generator,
-                      cycle: int, favourites: Optional[int] = None) -> tuple[ImageSet, np.ndarray]:
+                      cycle: int, favourites: Optional[int] = None,
+                      blend: Optional[tuple[float, float]] = None) -> tuple[ImageSet, np.ndarray]:
     """(m samples with provenance (cycle, i), (m,) bool copy label) of a synthetic model of ``train``."""
     from .knn import knn
     x = train.flat().astype(np.float64)
@@ -90,15 +99,16 @@ def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: 
     out = np.empty((m, x.shape[1]))
     noise = rng.normal(size=(m, x.shape[1]))
     lam = rng.uniform(0.25, 0.75, m)
+    eps = rng.uniform(*blend, m) if blend is not None else np.zeros(m)
     pick = rng.integers(0, 3, m)
     for i in range(m):
         z = x[src[i]]
-        if copy[i]:
-            out[i] = z + precision * noise[i]
-            continue
         distinct = nb.idx[src[i]][nb.dist[src[i]] > ROUNDING * np.sqrt(x.shape[1])][:3]
         partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
-        out[i] = (1 - lam[i]) * z + lam[i] * partner
+        if copy[i]:
+            out[i] = (1 - eps[i]) * z + eps[i] * partner + precision * noise[i]
+        else:
+            out[i] = (1 - lam[i]) * z + lam[i] * partner
     images = np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(m, *train.shape)
     return make_set(images, cycle=cycle), copy | _identical(images, train)
 
@@ -153,7 +163,7 @@ def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, overs
         if scenario.fresh:
             gen, copy = fresh_samples(pool, train, m, rng, cycle)
         else:
-            gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites)
+            gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites, scenario.blend)
         metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, train_roots=roots)
         row = {"scenario": scenario.name, "d": int(np.prod(real.shape)), "n": len(real), "seed": seed,
                "cycle": cycle, "m": m, "truth": float(copy.mean()), "spacing": spacing, "precision": precision}
@@ -162,4 +172,51 @@ def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, overs
         rows.append(row)
         keep = rng.choice(int(round(oversample * len(real))), len(real), replace=False)
         train, roots = gen.take(keep), arrays["root"][keep]
+    return rows
+
+
+NEAR_ABAR = 0.995  # planted near copies: a training image noised to this abar_t and denoised by the model
+
+
+def planted_model_rows(model_dir, train: ImageSet, pool: ImageSet, diffusion, sample, seed: int,
+                       m: int = 512) -> list[dict]:
+    """Ground truth from a trained model (docs/method.md §7): every copy measure on four groups of m
+    images judged against the model's training set: the model's own samples (truth unknown; the
+    model's memorizer share beside them), planted exact copies of training images, planted near
+    copies carrying the model's own error (a training image noised to abar_t = NEAR_ABAR, then the
+    model's DDIM from there: copies by construction), and fresh held-out real images (not copies).
+    One row per group; a measure's value on a planted group is its recall (or false-positive rate)."""
+    from pathlib import Path
+
+    import torch
+
+    from ..data.images import to_uint8
+    from ..diffusion.noise import counter_normal
+    from ..diffusion.process import make_scheduler, sample_seed
+    from ..diffusion.sample import generate
+    from ..diffusion.train import load_unet
+    from .memorization import nn_report
+    from .returns import probe_model, reverse_from, start
+    rng = np.random.default_rng(seed)
+    own = generate(Path(model_dir), m, seed, sample, diffusion).images
+    src = rng.integers(0, len(train), m)
+    unet = load_unet(Path(model_dir), torch.device("cpu"))
+    scheduler = make_scheduler(diffusion, "ddim")
+    x0 = torch.from_numpy(train.images[src]).float().div(127.5).sub(1)
+    noise = counter_normal(torch.tensor([sample_seed(seed, i) for i in range(m)]), 0, tuple(x0.shape[1:]),
+                           torch.device("cpu"))
+    near = to_uint8(reverse_from(lambda x, t: unet(x, t).sample, scheduler, x0, noise,
+                                 start(scheduler, 50, NEAR_ABAR)))
+    fresh = pool.images[rng.choice(len(pool), min(m, len(pool)), replace=False)]
+    probe = probe_model(Path(model_dir), train.images, seed, diffusion)
+    ref = train.flat().astype(np.float64)
+    rows = []
+    for group, images, truth in (("model samples", own, None), ("planted exact copies", train.images[src], 1.0),
+                                 ("planted near copies (model's error)", near, 1.0), ("fresh real images", fresh, 0.0)):
+        report, _ = nn_report(images.reshape(len(images), -1).astype(np.float64), ref)
+        row = {"model": Path(model_dir).parent.name, "n": len(train), "group": group, "m": len(images),
+               "truth": truth, "memorizer_share": probe.memorizer_share}
+        row.update({name: getattr(report, name) for name in ("copy_share", "memorization_rate",
+                                                             "memorization_rate_lineage", "relative_copy_share")})
+        rows.append(row)
     return rows
