@@ -7,6 +7,7 @@ continues from the rows: cells already in the file are skipped.
 
     python scripts/factorial.py                       # every missing cell, in order
     python scripts/factorial.py --only ddim/1000/0    # one cell
+    python scripts/factorial.py --figure              # docs/figures/factorial_*.png from the shipped rows
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ SEEDS = (0, 1, 2)
 
 
 def cells() -> list[tuple[str, int, int]]:
-    """Seeds outermost, so that a partial experiment holds whole replicates of every factor."""
-    return [(s, st, seed) for seed in SEEDS for st in STEPS for s in SAMPLERS]
+    """Placement outermost, then seeds, then the sampler: a partial experiment holds one placement
+    replicated on every seed under both samplers before it starts the next."""
+    return [(s, st, seed) for st in STEPS for seed in SEEDS for s in SAMPLERS]
 
 
 def shipped(rows_file: Path) -> set[tuple[str, int, int]]:
@@ -50,12 +52,29 @@ def run_cell(sampler: str, steps: int, seed: int, runs: Path, rows_file: Path) -
     print(f"shipped {sampler}/{steps}/{seed}: {len(lines)} rows -> {rows_file}", flush=True)
 
 
+def draw(rows_file: Path) -> None:
+    """Copying against cycle per cell, seeds as bands: the copy share and the memorizer share."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from collapse_diffusion.analysis.factorial import KEYS, figure_cells
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    for key, label in KEYS:
+        fig = figure_cells(rows, key, label)
+        out = ROOT / "docs" / "figures" / f"factorial_{key}.png"
+        fig.savefig(out, dpi=110)
+        print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "factorial")
     ap.add_argument("--rows", type=Path, default=ROOT / "docs" / "results" / "factorial_digits.jsonl")
     ap.add_argument("--only", default=None, help="SAMPLER/STEPS/SEED")
+    ap.add_argument("--figure", action="store_true", help="draw the figures from the shipped rows and stop")
     args = ap.parse_args()
+    if args.figure:
+        draw(args.rows)
+        return
     todo = cells()
     if args.only:
         s, st, seed = args.only.split("/")

@@ -16,6 +16,8 @@ the stem of a rows file under docs/results/ (``archive/NAME`` for an archived on
 - ``pivot:SOURCE COLUMN FORMAT [KEY=VALUE,...]``  one column per cycle, one line per paradigm / arm
 - ``truth:SOURCE``    the ground-truth suite's score of every copy measure (analysis.copy_suite)
 - ``planted:SOURCE``  every copy measure on planted copies in trained models' samples (analysis.copy_suite)
+- ``factorial:SOURCE KEY``  per cell and arm the slope of KEY over cycles with seed intervals, and the
+  pilot predictor's accuracy (analysis.factorial)
 
 A number inside a sentence is ``<!-- value:SOURCE SELECT COLUMN FORMAT -->text<!-- /value -->``:
 SELECT is ``paradigm/arm/cycle`` or ``key=value,...`` and must match exactly one row; a cycle ``1-5``
@@ -38,11 +40,11 @@ BASELINE = "vanilla"   # every shipped study's study.baseline
 PAPER_ARMS = ("vanilla", "greedy", "tdf")
 # Studies whose rows are a subset of another shipped file (common random numbers: an arm's seeds do not
 # depend on which other arms run). digits.jsonl is kept as a file of its own: it is what `make study`
-# writes, byte for byte (and the same lines as the replace vanilla/greedy/tdf rows of the mitigations).
+# writes, byte for byte (its columns that the older mitigations rows hold are equal to theirs).
 VIEWS = {
     "digits_accumulate": ("digits_mitigations", {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
 }
-KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted"
+KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial"
 BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
 VALUE = re.compile(r"<!-- value:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /value -->")
 
@@ -155,6 +157,10 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
         lines = [json.loads(line) for line in (RESULTS / f"{name}.jsonl").read_text().splitlines()]
         return score_table(lines) if kind == "truth" else planted_table(lines)
     rows = shipped(name)
+    if kind == "factorial":
+        from collapse_diffusion.analysis.factorial import pilot_lines, slope_table
+        key = args.split()[0] if args.split() else "copy_share"
+        return slope_table(rows, key) + [""] + pilot_lines(rows, key)
     if kind == "results":
         return summary_table(rows) + [""] + [line for line in findings_lines(rows, BASELINE) if line.startswith("- ")]
     if kind == "summary":
