@@ -83,9 +83,6 @@ def _spacing(x: np.ndarray) -> float:
     return float(np.median(knn(x, None, k=1).dist[:, 0]))
 
 
-ROUNDING = DISTINCT  # grey levels per pixel (rms) two images must differ by to count as distinct
-
-
 def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: np.random.Generator,
                       cycle: int, favourites: Optional[int] = None,
                       blend: Optional[tuple[float, float]] = None) -> tuple[ImageSet, np.ndarray]:
@@ -103,7 +100,7 @@ def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: 
     pick = rng.integers(0, 3, m)
     for i in range(m):
         z = x[src[i]]
-        distinct = nb.idx[src[i]][nb.dist[src[i]] > ROUNDING * np.sqrt(x.shape[1])][:3]
+        distinct = nb.idx[src[i]][nb.dist[src[i]] > DISTINCT * np.sqrt(x.shape[1])][:3]
         partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
         if copy[i]:
             out[i] = (1 - eps[i]) * z + eps[i] * partner + precision * noise[i]
@@ -190,6 +187,7 @@ def planted_model_rows(model_dir, train: ImageSet, pool: ImageSet, diffusion, sa
 
     import torch
 
+    from ..core.seeds import derive_seed
     from ..data.images import to_uint8
     from ..diffusion.noise import counter_normal
     from ..diffusion.process import make_scheduler, sample_seed
@@ -198,17 +196,18 @@ def planted_model_rows(model_dir, train: ImageSet, pool: ImageSet, diffusion, sa
     from .memorization import nn_report
     from .returns import probe_model, reverse_from, start
     rng = np.random.default_rng(seed)
-    own = generate(Path(model_dir), m, seed, sample, diffusion).images
+    own = generate(Path(model_dir), m, derive_seed(seed, 1, "sample"), sample, diffusion).images
     src = rng.integers(0, len(train), m)
     unet = load_unet(Path(model_dir), torch.device("cpu"))
     scheduler = make_scheduler(diffusion, "ddim")
     x0 = torch.from_numpy(train.images[src]).float().div(127.5).sub(1)
-    noise = counter_normal(torch.tensor([sample_seed(seed, i) for i in range(m)]), 0, tuple(x0.shape[1:]),
+    near_seed = derive_seed(seed, 1, "planted-near")
+    noise = counter_normal(torch.tensor([sample_seed(near_seed, i) for i in range(m)]), 0, tuple(x0.shape[1:]),
                            torch.device("cpu"))
     near = to_uint8(reverse_from(lambda x, t: unet(x, t).sample, scheduler, x0, noise,
                                  start(scheduler, 50, NEAR_ABAR)))
     fresh = pool.images[rng.choice(len(pool), min(m, len(pool)), replace=False)]
-    probe = probe_model(Path(model_dir), train.images, seed, diffusion)
+    probe = probe_model(Path(model_dir), train.images, derive_seed(seed, 1, "probe"), diffusion)
     ref = train.flat().astype(np.float64)
     rows = []
     for group, images, truth in (("model samples", own, None), ("planted exact copies", train.images[src], 1.0),
