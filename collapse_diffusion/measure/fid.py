@@ -109,7 +109,8 @@ def fd_report(extractor: "Extractor", real_features: np.ndarray, gen_images: np.
     gen_features = extractor(gen_images)
     label = "FID" if extractor.name.startswith("inception") else f"FD ({extractor.name})"
     precision, recall = precision_recall(real_features, gen_features)
-    return FDReport(precision=precision, recall=recall,value=frechet_distance(real_features, gen_features), label=label,
+    return FDReport(value=frechet_distance(real_features, gen_features), label=label, precision=precision,
+                    recall=recall,
                     ci95=tuple(fd_bootstrap(real_features, gen_features, n_boot, seed)), extractor=extractor.name,
                     extractor_info=dict(extractor.info), feature_dim=int(gen_features.shape[1]),
                     n_real=len(real_features), n_generated=len(gen_features),
