@@ -1,6 +1,10 @@
 # collapse-diffusion: the pipeline from file targets.
 #   make study                 the default study on the embedded digits data (CPU, minutes)
 #   make study CONFIG=configs/mnist.yaml
+#   make -j 2 study            at most 2 cycles at a time (default: the config's worker slots)
+# A study is a file target per chain and cycle (RUN.mk, written by `collapse-diffusion chains --make`):
+# each seed's shared cycle 1, then one chain per (seed, paradigm, arm). Chains run side by side, a
+# rerun does only what is missing, and RUN/metrics.jsonl is the same whatever the split.
 #   make test                  the test suite (lint included)
 #   make test-fast             the suite without the slow end-to-end tests: the edit loop
 #   make notebook              the analysis notebook in JupyterLab
@@ -31,9 +35,26 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	@touch $@
 
-# The whole study; every stage inside skips what is already on disk, so a killed run resumes.
-$(RUN)/metrics.jsonl: $(CONFIG) | $(INSTALLED)
-	$(CD) run $(CONFIG) --run-dir $(RUN) --no-report
+# The chains' targets: RUN.mk, remade when the config changes.
+ifneq ($(filter study report $(RUN)/%,$(or $(MAKECMDGOALS),study)),)
+-include $(RUN).mk
+endif
+ifneq ($(JOBS),)
+MAKEFLAGS += -j$(JOBS)
+endif
+
+$(RUN).mk: $(CONFIG) | $(INSTALLED)
+	@mkdir -p $(dir $@)
+	@$(CD) chains $(CONFIG) --run-dir $(RUN) --make > $@.tmp && mv $@.tmp $@
+
+# A changed config is refused here, with the keys that differ and what to do.
+$(RUN)/config.yaml: $(CONFIG) | $(INSTALLED)
+	$(CD) init $(CONFIG) --run-dir $(RUN) --wait
+	@touch $@
+
+# Every chain done: `run` finds every stage on disk and writes metrics.jsonl.
+$(RUN)/metrics.jsonl: $(CHAIN_TARGETS) | $(RUN)/config.yaml
+	$(CD) run $(CONFIG) --run-dir $(RUN) --no-report --wait
 
 $(RUN)/report.md: $(RUN)/metrics.jsonl
 	$(CD) report $(RUN)
@@ -58,4 +79,4 @@ lint: | $(INSTALLED)
 	$(VENV)/bin/ruff check .
 
 clean-run:
-	rm -rf $(RUN)
+	rm -rf $(RUN) $(RUN).mk

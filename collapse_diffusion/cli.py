@@ -276,7 +276,9 @@ def _select_in_run(root: Path, spec: str, cycle: Optional[int]) -> None:
     from .loop.study import open_study, resolve_arm
     if not (root / "config.yaml").exists():
         open_study(root)  # refuses: not a run directory
-    with _locked(root, False):
+    from .core.lock import part
+    from .loop.driver import chain_part
+    with _locked(root, False, shared=True):
         study = open_study(root)
         paradigm, arm = resolve_arm(study, spec)
         last = study.cfg.study.cycles - 1
@@ -287,7 +289,9 @@ def _select_in_run(root: Path, spec: str, cycle: Optional[int]) -> None:
         if missing:
             raise UserError(f"cycle {missing[0]} of {paradigm}/{arm} has no samples yet; run it first "
                             f"(collapse-diffusion cycle {root} {paradigm}/{arm} {missing[0]})")
-        stage_select(study, paradigm, arm, cycle)
+        from .diffusion.distributed import cpu_threads
+        with part(root, chain_part(paradigm, arm)), cpu_threads(study.cfg.runtime.threads):
+            stage_select(study, paradigm, arm, cycle)
     typer.echo(f"wrote {study.files(paradigm, arm, cycle + 1).train}")
 
 
@@ -339,13 +343,30 @@ def _csv(text: str, kind, option: str) -> list:
     return values
 
 
-def _locked(root: Path, wait: bool):
-    """The run directory's exclusive lock (rank 0 only: torchrun's ranks share one run)."""
+def _locked(root: Path, wait: bool, shared: bool = False):
+    """The run directory's lock (rank 0 only: torchrun's ranks share one run): exclusive, or shared
+    with other commands that each work on one chain (core/lock.py)."""
     from contextlib import nullcontext
 
-    from .core.lock import exclusive
+    from .core import lock
     from .diffusion import distributed
-    return exclusive(root, wait) if distributed.is_main() else nullcontext()
+    if not distributed.is_main():
+        return nullcontext()
+    return lock.shared(root, wait) if shared else lock.exclusive(root, wait)
+
+
+def _whole_run(root: Path, cfg: ExperimentConfig, wait: bool):
+    """RUN/.lock alone and, with several seeds, each seed's folder alone too: no chain command
+    (which holds a seed's folder shared) works on any of them meanwhile."""
+    from contextlib import ExitStack
+
+    from .loop.chains import seeds_of
+    stack = ExitStack()
+    stack.enter_context(_locked(root, wait))
+    if len(seeds_of(cfg)) > 1:
+        for s in seeds_of(cfg):
+            stack.enter_context(_locked(root / f"seed_{s}", wait))
+    return stack
 
 
 def _check_seed(seed: int, option: str) -> None:
@@ -381,9 +402,18 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
         overrides: List[str] = SetOpt,
         seeds: Optional[str] = typer.Option(None, "--seeds",
                                             help="Replicates, comma-separated (= --set study.seeds=[...])."),
+        only: List[str] = typer.Option([], "--only", metavar="CHAIN",
+                                       help="Run only these chains (SEED/PARADIGM/ARM, or SEED/shared for a "
+                                            "seed's cycle 1; repeatable or comma-separated), beside other "
+                                            "processes on other chains; `collapse-diffusion chains` lists them."),
         report: bool = typer.Option(True, help="Write report.md and plots when the study completes."),
         wait: bool = WaitOpt) -> None:
     """Run a whole study: every cycle of every paradigm and arm (and seed), resuming from existing files.
+
+    A study is each seed's shared cycle 1, then one independent chain per (seed, paradigm, arm).
+    With --only, just those chains run, and other processes may run other chains of the same
+    run directory at the same time (make -j, a SLURM array, one per GPU); `run` without --only
+    then finds every stage done and writes metrics.jsonl, the same whatever the split.
 
     Examples:
 
@@ -391,20 +421,51 @@ def run(config: Path = typer.Argument(..., help="Study config (YAML), e.g. confi
       collapse-diffusion run configs/digits.yaml
       collapse-diffusion run configs/digits.yaml --run-dir runs/digits_seeds --seeds 0,1,2
       collapse-diffusion run configs/digits.yaml --run-dir runs/d2 --set seed=1
+      collapse-diffusion run configs/digits.yaml --only 0/replace/greedy      # one chain
       collapse-diffusion run configs/mnist.yaml --set data.root=~/data
     """
-    from .loop.driver import run_studies
+    from .diffusion import distributed
+    from .loop.driver import run_only, run_studies
     from .loop.study import open_studies
     extra = [f"study.seeds=[{','.join(map(str, _csv(seeds, int, '--seeds')))}]"] if seeds is not None else []
     cfg = _cfg(config, list(overrides) + extra)
     root = run_dir or Path("runs") / config.stem
-    with _locked(root, wait):
+    if only:
+        done = run_only(root, cfg, list(only), wait)
+        typer.echo(f"chains done: {', '.join(c.name for c in done)}; `collapse-diffusion run {config} --run-dir "
+                   f"{root}` writes metrics.jsonl once every chain is")
+        return
+    with _whole_run(root, cfg, wait):
         path = run_studies(open_studies(root, cfg), root)
         typer.echo(f"wrote {path}")
-        from .diffusion import distributed
         if report and distributed.is_main():
             from .analysis.report import write_report
             typer.echo(f"wrote {write_report(root)}")
+
+
+@app.command()
+def chains(config: Path = typer.Argument(..., help="Study config (YAML)."),
+           run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/<config "
+                                                                           "name>)."),
+           overrides: List[str] = SetOpt,
+           make: bool = typer.Option(False, "--make", help="Print Makefile rules instead: one target per chain "
+                                                          "and cycle (the Makefile includes them).")) -> None:
+    """List a study's chains, one per line (SEED/PARADIGM/ARM), for `run --only` and job arrays.
+
+    Examples:
+
+    \b
+      collapse-diffusion chains configs/digits.yaml
+      collapse-diffusion chains configs/digits.yaml --set study.seeds=[0,1,2] | wc -l
+      collapse-diffusion chains configs/digits.yaml --make --run-dir runs/digits > runs/digits.mk
+    """
+    from .loop.chains import chains as study_chains
+    from .loop.chains import make_rules
+    cfg = load_config(config, overrides)
+    if make:
+        typer.echo(make_rules(cfg, str(run_dir or Path("runs") / config.stem)))
+        return
+    typer.echo("\n".join(c.name for c in study_chains(cfg)))
 
 
 @app.command()
@@ -450,7 +511,10 @@ def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `
           arm: str = typer.Argument(..., help="paradigm/arm, e.g. replace/greedy (or arm with one paradigm)."),
           n: int = typer.Argument(..., help="Cycle number (1 = training on real data)."),
           wait: bool = WaitOpt) -> None:
-    """Run one cycle of one arm: train on D_n, sample r*N, evaluate, select D_{n+1}.
+    """Run one cycle of one arm: (select D_n,) train on D_n, sample r*N, evaluate, select D_{n+1}.
+
+    Needs cycle n-1 of the arm finished; other arms' cycles may run at the same time. In a run
+    with several seeds, pass the seed's folder (RUN/seed_S).
 
     Examples:
 
@@ -463,7 +527,7 @@ def cycle(run_dir: Path = typer.Argument(..., help="A run directory started by `
     from .loop.study import open_study
     if not (run_dir / "config.yaml").exists():
         open_study(run_dir)  # refuses: not a run directory
-    with _locked(run_dir, wait):
+    with _locked(run_dir, wait, shared=True):  # other chains may run beside it; its own is locked inside
         study = open_study(run_dir)
         from .diffusion import distributed
         distributed.init(distributed.local_device(study.cfg.runtime.device))
@@ -482,11 +546,11 @@ def init(config: Path = typer.Argument(..., help="Study config (YAML)."),
     \b
       collapse-diffusion init configs/digits.yaml --run-dir runs/digits
     """
-    from .loop.study import open_study
+    from .loop.study import open_studies
     cfg = _cfg(config, overrides)
     root = run_dir or Path("runs") / config.stem
-    with _locked(root, wait):
-        open_study(root, cfg)
+    with _whole_run(root, cfg, wait):
+        open_studies(root, cfg)
     typer.echo(f"initialised {root}")
 
 

@@ -1,63 +1,97 @@
 """The factorial experiment of docs/results/factorial.md, cell by cell, resumable across sessions.
 
-A cell is (sampler, train.steps, seed) of configs/factorial_digits.yaml. Each missing cell runs as a
-study of its own under --runs, and its metrics.jsonl rows, tagged with the cell, are appended to the
-shipped rows file (docs/results/factorial_digits.jsonl) as soon as it finishes, so a later session
-continues from the rows: cells already in the file are skipped.
+A cell is (data, sampler, train.steps): a replace study with vanilla and greedy over seeds 0-2
+(configs/factorial_<data>.yaml, the placement in train.steps). Each missing cell runs as one
+multi-seed study under --runs, and its metrics.jsonl rows, tagged with the sampler and the data
+set, are appended to the shipped rows (docs/results/factorial_<data>.jsonl) as soon as it
+finishes, so a later session continues from the rows: cells already there are skipped.
 
-    python scripts/factorial.py                       # every missing cell, in order
-    python scripts/factorial.py --only ddim/1000/0    # one cell
-    python scripts/factorial.py --figure              # docs/figures/factorial_*.png from the shipped rows
+The two samplers of one (data, steps, seed) share their cycle-1 model: the second sampler's run
+starts from a copy of the first one's trained model folder (the same seed, data and training
+config give the same model), so between them only the sampler differs.
+
+    python scripts/factorial.py --data mnist16          # every missing cell of one data set, in order
+    python scripts/factorial.py --data digits --only ddim/1000
+    python scripts/factorial.py --figure                # docs/figures/factorial_*.png from every shipped row
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "factorial_digits.yaml"
 SAMPLERS = {"ddim": ["sample.sampler=ddim", "sample.steps=25"], "ddpm": ["sample.sampler=ddpm", "sample.steps=20"]}
-STEPS = (1000, 1500)   # cycle-1 copy share near 0.4 and near 0.7 at N = 32 (phase grid: 0.42 at 1000, 0.89 at 2000)
+# train.steps of the two placements (cycle-1 copy share near 0.3-0.4 and near 0.6-0.8 at N = 32, ancestral
+# DDPM-20), from the phase grids: digits 0.42 at 1000 and 0.89 at 2000 steps; MNIST at 16 px 0.39 at
+# 2000, 0.72 at 2500 and 0.84 at 3000 (runs/phase_mnist16*, docs/results/factorial.md).
+DATA = {"digits": (1000, 1500), "mnist16": (1900, 2300)}
 SEEDS = (0, 1, 2)
 
 
-def cells() -> list[tuple[str, int, int]]:
-    """Placement outermost, then seeds, then the sampler: a partial experiment holds one placement
-    replicated on every seed under both samplers before it starts the next."""
-    return [(s, st, seed) for st in STEPS for seed in SEEDS for s in SAMPLERS]
+def cells(data: str) -> list[tuple[str, int]]:
+    """Placement outermost, then the sampler: a partial experiment holds one placement under both
+    samplers, every seed, before it starts the next."""
+    return [(s, st) for st in DATA[data] for s in SAMPLERS]
 
 
-def shipped(rows_file: Path) -> set[tuple[str, int, int]]:
-    if not rows_file.exists():
-        return set()
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
-    return {(r["sampler"], r["steps"], r["seed"]) for r in rows}
+def rows_file(data: str) -> Path:
+    return ROOT / "docs" / "results" / f"factorial_{data}.jsonl"
 
 
-def run_cell(sampler: str, steps: int, seed: int, runs: Path, rows_file: Path) -> None:
-    run_dir = runs / f"{sampler}_s{steps}_seed{seed}"
-    cmd = [str(Path(sys.executable).parent / "collapse-diffusion"), "run", str(CONFIG), "--run-dir", str(run_dir),
-           "--no-report", "--set", f"seed={seed}", "--set", f"train.steps={steps}"]
-    for kv in SAMPLERS[sampler]:
-        cmd += ["--set", kv]
-    subprocess.run(cmd, check=True)
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def shipped(path: Path) -> set[tuple[str, int]]:
+    """Cells whose every seed is in the rows file."""
+    seen: dict[tuple[str, int], set[int]] = {}
+    for r in read_rows(path):
+        seen.setdefault((r["sampler"], r["steps"]), set()).add(r["seed"])
+    return {cell for cell, seeds in seen.items() if set(SEEDS) <= seeds}
+
+
+def run_cell(data: str, sampler: str, steps: int, runs: Path) -> None:
+    config = ROOT / "configs" / f"factorial_{data}.yaml"
+    run_dir = runs / data / f"{sampler}_s{steps}"
+    cli = str(Path(sys.executable).parent / "collapse-diffusion")
+    sets = [f"train.steps={steps}", f"study.seeds=[{','.join(map(str, SEEDS))}]", *SAMPLERS[sampler]]
+    args = [a for kv in sets for a in ("--set", kv)]
+    subprocess.run([cli, "init", str(config), "--run-dir", str(run_dir), *args], check=True)
+    for other in SAMPLERS:
+        _reuse_cycle1(runs / data / f"{other}_s{steps}", run_dir)
+    subprocess.run([cli, "run", str(config), "--run-dir", str(run_dir), "--no-report", *args], check=True)
     from collapse_diffusion.core.io import atomic_write_text
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    old = rows_file.read_text() if rows_file.exists() else ""
-    new = "".join(json.dumps({**r, "sampler": sampler, "data": "digits"}, sort_keys=True) + "\n" for r in lines)
-    atomic_write_text(rows_file, old + new)  # all of a cell's rows or none of them
-    print(f"shipped {sampler}/{steps}/{seed}: {len(lines)} rows -> {rows_file}", flush=True)
+    lines = read_rows(run_dir / "metrics.jsonl")
+    path = rows_file(data)
+    old = path.read_text() if path.exists() else ""
+    new = "".join(json.dumps({**r, "sampler": sampler, "data": data}, sort_keys=True) + "\n" for r in lines)
+    atomic_write_text(path, old + new)  # all of a cell's rows or none of them
+    print(f"shipped {data} {sampler}/{steps}: {len(lines)} rows -> {path}", flush=True)
 
 
-def draw(rows_file: Path) -> None:
+def _reuse_cycle1(source: Path, target: Path) -> None:
+    """Copy each seed's finished cycle-1 model (a sealed folder) and its training log from another
+    sampler's run of the same placement, where this run has none yet."""
+    for seed in SEEDS:
+        src, dst = (d / f"seed_{seed}" / "shared" / "cycle_01" for d in (source, target))
+        if source == target or not (src / "model" / "model_index.json").exists() or (dst / "model").exists():
+            continue
+        shutil.copytree(src / "model", dst / ".model.copy.tmp")
+        shutil.copy2(src / "train_log.jsonl", dst / "train_log.jsonl")
+        (dst / ".model.copy.tmp").rename(dst / "model")
+        print(f"cycle-1 model of seed {seed} reused from {src}", flush=True)
+
+
+def draw() -> None:
     """Copying against cycle per cell, seeds as bands: the copy share and the memorizer share."""
     import matplotlib
     matplotlib.use("Agg")
     from collapse_diffusion.analysis.factorial import KEYS, figure_cells
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    rows = [r for data in DATA for r in read_rows(rows_file(data))]
     for key, label in KEYS:
         fig = figure_cells(rows, key, label)
         out = ROOT / "docs" / "figures" / f"factorial_{key}.png"
@@ -67,22 +101,22 @@ def draw(rows_file: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=sorted(DATA), default="digits")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "factorial")
-    ap.add_argument("--rows", type=Path, default=ROOT / "docs" / "results" / "factorial_digits.jsonl")
-    ap.add_argument("--only", default=None, help="SAMPLER/STEPS/SEED")
+    ap.add_argument("--only", default=None, help="SAMPLER/STEPS: one cell")
     ap.add_argument("--figure", action="store_true", help="draw the figures from the shipped rows and stop")
     args = ap.parse_args()
     if args.figure:
-        draw(args.rows)
+        draw()
         return
-    todo = cells()
+    todo = cells(args.data)
     if args.only:
-        s, st, seed = args.only.split("/")
-        todo = [(s, int(st), int(seed))]
-    done = shipped(args.rows)
+        s, st = args.only.split("/")
+        todo = [(s, int(st))]
+    done = shipped(rows_file(args.data))
     for cell in todo:
         if cell not in done:
-            run_cell(*cell, args.runs, args.rows)
+            run_cell(args.data, *cell, args.runs)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import torch.distributed as dist
 
 from ..core.errors import UserError
 
+SLOT = "main"  # the worker slot this process is pinned to (loop.driver.pin): 'cpu:1', 'cuda:2', or 'main'
+
 
 def init(device: torch.device) -> None:
     """Join the process group when launched by torchrun; a no-op otherwise."""

@@ -40,13 +40,15 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def timed(files: CycleFiles, stage: str) -> Iterator[None]:
-    """Append the stage's wall time to timings.jsonl once it succeeds, from rank 0 only (every rank
-    runs the stage; the time is counted once). Informational: nothing reads it back but the report."""
+    """Append the stage's wall time and the worker slot that ran it to timings.jsonl once it
+    succeeds, from rank 0 only (every rank runs the stage; the time is counted once).
+    Informational: nothing reads it back but the report and the benchmarks."""
     t0 = time.perf_counter()
     yield
     if distributed.is_main():
         with open(files.timings, "a") as fh:
-            fh.write(json.dumps({"stage": stage, "seconds": round(time.perf_counter() - t0, 3)}) + "\n")
+            fh.write(json.dumps({"stage": stage, "seconds": round(time.perf_counter() - t0, 3),
+                                 "slot": distributed.SLOT}) + "\n")
 
 
 def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:

@@ -169,15 +169,17 @@ def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     return [dataclasses.replace(cfg, seed=s, study=dataclasses.replace(cfg.study, seeds=())) for s in seeds]
 
 
-def open_studies(root: Path, cfg: ExperimentConfig | None = None) -> list[Study]:
-    """The single-seed studies of ``root``: itself, or RUN/seed_<s> for each of two or more seeds."""
+def open_studies(root: Path, cfg: ExperimentConfig | None = None, clean: bool = True) -> list[Study]:
+    """The single-seed studies of ``root``: itself, or RUN/seed_<s> for each of two or more seeds.
+    ``clean`` removes what killed processes left half-written: only for a process that holds the
+    whole run (a chain job cleans its own folders, loop/driver.py)."""
     layout = RunLayout(root)
     if cfg is None:
         if not layout.config.exists():
             open_study(root)  # raises: not a run directory
         cfg = load_config(layout.config)
     configs = seed_configs(cfg)
-    if distributed.is_main() and layout.root.is_dir():
+    if clean and distributed.is_main() and layout.root.is_dir():
         from ..core.io import remove_stale_temporaries
         remove_stale_temporaries(layout.root)  # what a killed run left half-written
     if len(configs) == 1:
