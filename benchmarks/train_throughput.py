@@ -1,19 +1,21 @@
-"""Training images/s of the project's step against a plain eager diffusers loop, same model, same run.
+"""Training images/s of the project's step against a plain eager diffusers loop, interleaved.
 
-    python benchmarks/train_throughput.py [--preset digits-tiny] [--batch 64] [--steps 150] [--device auto]
-    python benchmarks/train_throughput.py --workers 2     # the default study's CPU setup
+    python benchmarks/train_throughput.py                          # digits-tiny, batch 64, 1 thread
+    python benchmarks/train_throughput.py --preset mnist-tiny --batch 16 --fast --repeats 7
 
-Baseline: the loop from the diffusers training example (add_noise, unet, MSE, backward, AdamW step),
-fp32 eager, no EMA, no clipping, one process with torch's default threads. Ours:
-``collapse_diffusion.diffusion.train.train`` end to end (EMA, clipping, scheduler, logging, checkpoints; on
-CUDA the fast path). With ``--workers W`` ours is the study's setup: W processes training one model
-each on one thread (runtime.threads=1, runtime.workers=W), run at the same time; their rates add up.
-Prints both and the ratio.
+Baseline: the loop of the diffusers training example (add_noise, unet, MSE, backward, AdamW step),
+fp32, eager, no EMA, no clipping, on the same threads. Ours: ``collapse_diffusion.diffusion.train.
+train`` end to end (EMA, clipping, schedule, logging; ``--fast``: runtime.fast=true). The two sides
+alternate over --repeats rounds (A B, then B A, ...), each round a fresh model timed over --steps
+steps after --warmup, so a busy or throttling machine slows both alike; the script prints each
+side's median rate and the median of the per-round ratios with their range. A sequential
+baseline-then-ours run on a loaded machine once printed 3.15x for an unchanged step.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +34,7 @@ RES = {"digits-tiny": (1, 8), "mnist-tiny": (1, 28), "mnist-small": (1, 32), "un
 
 
 def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup: int) -> float:
+    """Images/s of the plain eager fp32 loop over ``steps`` steps after ``warmup``."""
     c, r = RES[preset]
     torch.manual_seed(0)
     unet = build_unet(preset, c, r).to(device)
@@ -40,8 +43,7 @@ def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup
     data = torch.rand(1024, c, r, r, device=device) * 2 - 1
     for i in range(warmup + steps):
         if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            _sync(device)
             t0 = time.perf_counter()
         x0 = data[torch.randint(0, len(data), (batch,), device=device)]
         noise = torch.randn_like(x0)
@@ -50,55 +52,60 @@ def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     return batch * steps / (time.perf_counter() - t0)
 
 
-def ours(preset: str, batch: int, steps: int, device: str, warmup: int, threads: int = 0) -> float:
+def ours(preset: str, batch: int, steps: int, warmup: int, rt: RuntimeConfig) -> float:
+    """Images/s of ``train`` over the steps after ``warmup``, from the times at which steps end."""
     c, r = RES[preset]
     images = np.random.default_rng(0).integers(0, 256, (1024, c, r, r), dtype=np.uint8)
     cfg = TrainConfig(steps=warmup + steps, batch_size=batch, warmup_steps=10, checkpoint_every=10 ** 9)
+    ends: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        train(images, cfg, DiffusionConfig(), preset, Path(tmp), seed=0, runtime=RuntimeConfig(device, threads=threads))
-        rows = [json.loads(line) for line in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
-    # images/s over the steps after warm-up, from the log's cumulative rate at two points
-    first = next(r for r in rows if r["step"] >= warmup)
-    last = rows[-1]
-    if first is last:  # one log row: the cumulative rate, warm-up included
-        return last["images_per_s"]
-    t_first, t_last = first["step"] * batch / first["images_per_s"], last["step"] * batch / last["images_per_s"]
-    return (last["step"] - first["step"]) * batch / (t_last - t_first)
+        train(images, cfg, DiffusionConfig(), preset, Path(tmp), seed=0, runtime=rt,
+              on_step=lambda done: ends.__setitem__(done, time.perf_counter()))
+        assert json.loads((Path(tmp) / "train_log.jsonl").read_text().splitlines()[-1])["step"] == warmup + steps
+    return batch * steps / (ends[warmup + steps] - ends[warmup])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="digits-tiny", choices=sorted(RES))
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--warmup", type=int, default=25)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--workers", type=int, default=1, help="CPU: W single-thread training processes at once")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of both sides (the study trains on 1)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fast", action="store_true", help="ours on the fast path (runtime.fast=true)")
+    ap.add_argument("--compile", action="store_true", help="ours under torch.compile (runtime.compile=true)")
     a = ap.parse_args()
     dev = local_device(a.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    base = plain_loop(a.preset, a.batch, a.steps, dev, a.warmup)
-    if a.workers > 1:
-        import multiprocessing
-        from functools import partial
-        job = partial(ours, a.preset, a.batch, a.steps, a.device, a.warmup, 1)
-        with multiprocessing.get_context("spawn").Pool(a.workers) as pool:
-            rates = pool.map(_call, [job] * a.workers)
-        mine, how = sum(rates), f"{a.workers} workers x 1 thread"
-    else:
-        mine, how = ours(a.preset, a.batch, a.steps, a.device, a.warmup), "one process"
-    print(f"device: {name}; preset {a.preset}, batch {a.batch}, {a.steps} timed steps")
-    print(f"plain eager diffusers loop: {base:9.1f} img/s")
-    print(f"collapse_diffusion.diffusion.train:   {mine:9.1f} img/s   ratio {mine / base:.2f}x ({how})")
-
-
-def _call(job) -> float:
-    return job()
+    torch.set_num_threads(a.threads)
+    rt = RuntimeConfig(a.device, fast=a.fast, compile=a.compile, threads=a.threads)
+    base, mine = [], []
+    for k in range(a.repeats):
+        order = (0, 1) if k % 2 == 0 else (1, 0)
+        for side in order:
+            if side == 0:
+                base.append(plain_loop(a.preset, a.batch, a.steps, dev, a.warmup))
+            else:
+                mine.append(ours(a.preset, a.batch, a.steps, a.warmup, rt))
+    ratios = [m / b for m, b in zip(mine, base)]
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {a.threads} thread(s)"
+    path = "fast path" if a.fast else "fp32 reference"
+    print(f"device: {name}; preset {a.preset}, batch {a.batch}; {a.repeats} interleaved rounds of {a.steps} steps")
+    print(f"plain eager diffusers loop (fp32): median {statistics.median(base):8.1f} img/s")
+    print(f"collapse_diffusion train ({path}{', compiled' if a.compile else ''}): median "
+          f"{statistics.median(mine):8.1f} img/s")
+    print(f"ratio: median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x "
+          f"over {len(ratios)} rounds")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,18 @@ from conftest import ROOT
 @pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["benchmarks/knn.py", "--sizes", "300x200x16", "--reps", "1"],
-    ["benchmarks/train_throughput.py", "--steps", "6", "--warmup", "3", "--batch", "8", "--device", "cpu"],
+    ["benchmarks/train_throughput.py", "--steps", "6", "--warmup", "3", "--batch", "8", "--repeats", "2"],
+    ["benchmarks/train_profile.py", "--preset", "digits-tiny", "--batch", "8", "--steps", "3", "--warmup", "2"],
 ])
 def test_benchmark_smoke(args):
     p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     import re
-    ratios = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+)x", p.stdout)]
+    ratios = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+)x", p.stdout)] or [1.0] * ("profile" in args[0])
     rates = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+) img/s", p.stdout)]
     assert ratios and all(x > 0 for x in ratios), p.stdout
-    assert "knn" in args[0] or (len(rates) == 2 and all(x > 0 for x in rates)), p.stdout
+    assert "throughput" not in args[0] or (len(rates) == 2 and all(x > 0 for x in rates)), p.stdout
+    assert "profile" not in args[0] or ("convolution" in p.stdout and "of bf16 peak" in p.stdout), p.stdout
 
 
 def test_study_time_reads_timings(tmp_path):

@@ -25,6 +25,7 @@ import torch
 from diffusers import DDPMPipeline, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from ..core.config import DiffusionConfig, RuntimeConfig, TrainConfig
@@ -147,23 +148,28 @@ def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, see
     running, rows, t0, seen = torch.zeros((), device=data.device), list(rows), time.perf_counter(), 0
     st.model.train()
     for step in bar:
-        g = step_generator(seed, step)
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=g)[r::w]
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch_size,), generator=g)[r::w]
-        seeds = torch.randint(0, 2 ** 62, (cfg.batch_size,), generator=g)[r::w]
-        noise = counter_normal(seeds, 0, tuple(data.shape[1:]), data.device)  # made on the device
-        x0 = data[idx.to(data.device)]
+        with record_function("data"):  # labels for benchmarks/train_profile.py; free when not profiling
+            g = step_generator(seed, step)
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=g)[r::w]
+            t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch_size,), generator=g)[r::w]
+            seeds = torch.randint(0, 2 ** 62, (cfg.batch_size,), generator=g)[r::w]
+            x0 = data[idx.to(data.device)]
+        with record_function("noise"):
+            noise = counter_normal(seeds, 0, tuple(data.shape[1:]), data.device)  # made on the device
         if fast:
             x0 = x0.contiguous(memory_format=torch.channels_last)
             noise = noise.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=fast):
+        with record_function("forward"), torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=fast):
             loss = diffusion_loss(st.model, noise_sched, x0, noise, t.to(data.device))
         st.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(st.unet.parameters(), cfg.grad_clip)
-        st.opt.step()
-        st.lr_sched.step()
-        st.ema.step(st.unet.parameters())
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            torch.nn.utils.clip_grad_norm_(st.unet.parameters(), cfg.grad_clip)
+            st.opt.step()
+            st.lr_sched.step()
+        with record_function("ema"):
+            st.ema.step(st.unet.parameters())
         running += loss.detach()
         seen += cfg.batch_size
         done = step + 1
