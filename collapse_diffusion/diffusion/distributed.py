@@ -99,10 +99,25 @@ def cpu_threads(n: int) -> Iterator[None]:
 
 
 def fast_kernels(requested: bool | None, device: torch.device) -> bool:
-    """Whether a stage uses the fast CUDA path (bf16 autocast, TF32, fused kernels): the config's
-    ``runtime.fast`` when set, else on for CUDA; never on CPU. Training and sampling both ask here,
-    so ``runtime.fast=false`` is an fp32 run end to end."""
-    return device.type == "cuda" and (True if requested is None else bool(requested))
+    """Whether a stage takes the fast path: the config's ``runtime.fast`` when set, else on for CUDA
+    and off for CPU (the fp32 reference). Training and sampling both ask here, so
+    ``runtime.fast=false`` is an fp32 run end to end."""
+    return device.type == "cuda" if requested is None else bool(requested)
+
+
+def bf16_units() -> str | None:
+    """The CPU's bf16 matrix units, read from /proc/cpuinfo: 'AMX-BF16', 'AVX512-BF16', or None
+    (another CPU, or not Linux: the fast path then stays in fp32)."""
+    try:
+        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
+    except OSError:
+        return None
+    return "AMX-BF16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def bf16_autocast(fast: bool, device: torch.device) -> bool:
+    """Whether a fast stage runs its UNet under bf16 autocast: on CUDA, and on a CPU with bf16 units."""
+    return fast and (device.type == "cuda" or bf16_units() is not None)
 
 
 def compiled(requested: bool | None, device: torch.device) -> bool:

@@ -21,18 +21,19 @@ from .train import load_unet
 def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: DiffusionConfig,
              runtime: RuntimeConfig = RuntimeConfig(), cycle: int = 1) -> ImageSet:
     """Generate ``n`` images; provenance ``(cycle, i)``. On CUDA the step runs in bf16 and compiled,
-    unless ``runtime.fast`` / ``runtime.compile`` say false (fp32 eager throughout)."""
+    unless ``runtime.fast`` / ``runtime.compile`` say false (fp32 eager throughout); on a CPU with
+    bf16 units ``runtime.fast=true`` runs it in bf16."""
     dev = dist.local_device(runtime.device)
     dist.init(dev)
     unet = load_unet(Path(model_dir), dev)
     shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     fast, compile_ = dist.fast_kernels(runtime.fast, dev), dist.compiled(runtime.compile, dev)
-    model_fn = None
-    if fast or compile_:
-        net = torch.compile(unet, mode="reduce-overhead") if compile_ else unet
+    model_fn, amp = None, dist.bf16_autocast(fast, dev)
+    if amp or compile_:
+        net = torch.compile(unet, mode="reduce-overhead" if dev.type == "cuda" else None) if compile_ else unet
 
         def model_fn(x, t):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 return net(x, t).sample
     mine = list(range(dist.rank(), n, dist.world_size()))
     chunks = []

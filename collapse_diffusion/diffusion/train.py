@@ -6,8 +6,11 @@ noise itself is made on the device from those seeds (noise.py), the same on CPU 
 resumed from a checkpoint sees exactly the inputs it would have seen; on CPU it ends with
 bitwise-equal weights.
 On CUDA the fast path (bf16 autocast, channels_last, fused AdamW, TF32, torch.compile) is on by
-default. Under torchrun each rank takes a stride of the same global batch and DDP averages the
-gradients, which equals the single-process step up to summation order.
+default. On a CPU it is ``runtime.fast=true``: bf16 autocast where the CPU has bf16 units (AMX or
+AVX512-BF16; fp32 otherwise, and the log says so), a fused AdamW and a foreach EMA update; the fp32
+path without them stays the reference, bit-reproducible. Under torchrun each rank takes a stride
+of the same global batch and DDP averages the gradients, which equals the single-process step up to
+summation order.
 """
 from __future__ import annotations
 
@@ -54,12 +57,15 @@ def fast_path(rt: RuntimeConfig, device: torch.device) -> tuple[bool, bool]:
 @dataclass
 class TrainState:
     """What the loop updates: the model it calls (maybe DDP-wrapped or compiled), the bare UNet whose
-    parameters it steps, the optimizer, the learning-rate schedule and the EMA of the weights."""
+    parameters it steps, the optimizer, the learning-rate schedule and the EMA of the weights, and
+    the fast path's bf16 autocast and channels_last layout."""
     model: torch.nn.Module
     unet: UNet2DModel
     opt: torch.optim.Optimizer
     lr_sched: torch.optim.lr_scheduler.LRScheduler
     ema: EMAModel
+    amp: bool = False        # bf16 autocast
+    layout: bool = False     # channels_last inputs
 
 
 def _save_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel, step: int, log_rows: list) -> None:
@@ -110,23 +116,28 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
     fast, compile_ = fast_path(rt, device)
     torch.manual_seed(seed)
     unet = build_unet(preset, images.shape[1], images.shape[2]).to(device)
-    ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
+    ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config,
+                   foreach=fast)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                             fused=fast or None, foreach=None if fast else True)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
     start, earlier = _load_checkpoint(out, unet, opt, sched, ema)
     ema.to(device)
-    if fast:
+    amp, layout = dist.bf16_autocast(fast, device), fast and device.type == "cuda"  # channels_last: CUDA only
+    if fast and device.type == "cpu":
+        log.info("CPU fast path: %s", f"bf16 autocast on {dist.bf16_units()}" if amp else
+                 "no bf16 units on this CPU, so fp32 with the fused optimizer and EMA")
+    if layout:
         unet = unet.to(memory_format=torch.channels_last)
     model = unet
     if dist.world_size() > 1:
-        model = torch.nn.parallel.DistributedDataParallel(unet, device_ids=[device.index] if fast else None)
+        model = torch.nn.parallel.DistributedDataParallel(unet, device_ids=[device.index] if layout else None)
     if compile_:
         model = torch.compile(model)
     noise_sched = make_scheduler(diff)
     data = to_model(images).to(device)
-    state = TrainState(model, unet, opt, sched, ema)
-    losses = _loop(state, noise_sched, data, cfg, seed, start, out, fast, on_step, earlier)
+    state = TrainState(model, unet, opt, sched, ema, amp, layout)
+    losses = _loop(state, noise_sched, data, cfg, seed, start, out, on_step, earlier)
     ema.copy_to(unet.parameters())
     if dist.is_main():
         atomic_write_text(CycleFiles(out).train_log, "".join(json.dumps(r) + "\n" for r in losses))
@@ -140,7 +151,7 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
 
 
 def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, seed: int, start: int, out: Path,
-          fast: bool, on_step: Optional[Callable[[int], None]], rows: list[dict]) -> list[dict]:
+          on_step: Optional[Callable[[int], None]], rows: list[dict]) -> list[dict]:
     """The training loop: one readable pass over steps ``start..cfg.steps``; ``rows`` is the log so far."""
     n, r, w = len(data), dist.rank(), dist.world_size()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.show_progress(),
@@ -156,10 +167,10 @@ def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, see
             x0 = data[idx.to(data.device)]
         with record_function("noise"):
             noise = counter_normal(seeds, 0, tuple(data.shape[1:]), data.device)  # made on the device
-        if fast:
+        if st.layout:
             x0 = x0.contiguous(memory_format=torch.channels_last)
             noise = noise.contiguous(memory_format=torch.channels_last)
-        with record_function("forward"), torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=fast):
+        with record_function("forward"), torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=st.amp):
             loss = diffusion_loss(st.model, noise_sched, x0, noise, t.to(data.device))
         st.opt.zero_grad(set_to_none=True)
         with record_function("backward"):
