@@ -23,6 +23,10 @@ A number inside a sentence is ``<!-- value:SOURCE SELECT COLUMN FORMAT -->text<!
 SELECT is ``paradigm/arm/cycle`` or ``key=value,...`` and must match exactly one row; a cycle ``1-5``
 gives the values of cycles 1 to 5 joined by arrows, ``1>5`` the relative change from cycle 1 to 5.
 FORMAT is a Python format spec (``.2f``, ``.0%``, ``+.0%``); an interval column gives ``[lo, hi]``.
+A trend inside a sentence is ``<!-- slope:SOURCE SELECT COLUMN FORMAT -->text<!-- /slope -->``: the
+slope of COLUMN over cycles per seed, as the mean over seeds with its 95% t interval and the number of
+seeds (analysis.stats.slopes); SELECT is ``key=value,...`` over the rows (``arm=greedy-vanilla``: the
+seed-paired difference of the slopes, analysis.stats.paired).
 
 Imports only collapse_diffusion.analysis and collapse_diffusion.loop.rows: no torch.
 """
@@ -43,10 +47,12 @@ PAPER_ARMS = ("vanilla", "greedy", "tdf")
 # writes, byte for byte (its columns that the older mitigations rows hold are equal to theirs).
 VIEWS = {
     "digits_accumulate": ("digits_mitigations", {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
+    "factorial": (("factorial_digits", "factorial_mnist16"), {}),   # every cell of the factorial experiment
 }
 KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial"
 BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
 VALUE = re.compile(r"<!-- value:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /value -->")
+SLOPE = re.compile(r"<!-- slope:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /slope -->")
 
 
 def pages() -> list[Path]:
@@ -56,8 +62,9 @@ def pages() -> list[Path]:
 def shipped(name: str) -> list[dict]:
     """The rows of one study, each with every metrics.jsonl column (None where the run predates it)."""
     from collapse_diffusion.loop.rows import normalize
-    file, where = VIEWS.get(name, (name, {}))
-    lines = (RESULTS / f"{file}.jsonl").read_text().splitlines()
+    files, where = VIEWS.get(name, (name, {}))
+    lines = [line for f in ((files,) if isinstance(files, str) else files)
+             for line in (RESULTS / f"{f}.jsonl").read_text().splitlines() if line.strip()]
     rows = [normalize({**json.loads(line), "run": name}) for line in lines]
     return [r for r in rows if all(r[k] in allowed for k, allowed in where.items())]
 
@@ -97,6 +104,20 @@ def value(source: str, select: str, column: str, spec: str) -> str:
         xs = [_one(rows, {**where, "cycle": str(c)}, what)[column] for c in range(a, b + 1)]
         return format(xs[-1] / xs[0] - 1, spec) if ">" in cycle else " → ".join(_fmt(x, spec) for x in xs)
     return _fmt(_one(rows, {**where, **({"cycle": cycle} if cycle else {})}, what)[column], spec)
+
+
+def trend_text(source: str, select: str, column: str, spec: str) -> str:
+    """'mean [lo, hi] a cycle, N seeds' of the slope of ``column`` over the chains ``select`` picks."""
+    from collapse_diffusion.analysis.stats import paired, slopes
+    where = _filters(select)
+    arm = where.pop("arm")
+    paradigm = where.pop("paradigm", "replace")
+    rows = [r for r in shipped(source) if all(str(r.get(k)) == v for k, v in where.items())]
+    est = paired(rows, paradigm, *arm.split("-"), column) if "-" in arm else slopes(rows, paradigm, arm, column)
+    if est is None:
+        raise ValueError(f"slope:{source} {select}: no chain matches")
+    interval = f" [{format(est.ci95[0], spec)}, {format(est.ci95[1], spec)}]" if est.n > 1 else ""
+    return f"{format(est.mean, spec)}{interval} a cycle, {est.n} seed{'s' * (est.n != 1)}"
 
 
 def _join(values) -> str:
@@ -186,9 +207,10 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
 def fill(text: str) -> str:
     text = BLOCK.sub(lambda m: f"<!-- {m[1]}:{m[2]}{m[3]} -->\n" + "\n".join(generate(m[1], m[2], m[3]))
                      + f"\n\n<!-- /{m[1]}:{m[2]} -->", text)
-    return VALUE.sub(lambda m: f"<!-- value:{m[1]} {m[2]} {m[3]} {m[4]} -->{value(m[1], m[2], m[3], m[4])}"
-                               f"<!-- /value -->",
-                     text)
+    text = VALUE.sub(lambda m: f"<!-- value:{m[1]} {m[2]} {m[3]} {m[4]} -->{value(m[1], m[2], m[3], m[4])}"
+                               f"<!-- /value -->", text)
+    return SLOPE.sub(lambda m: f"<!-- slope:{m[1]} {m[2]} {m[3]} {m[4]} -->{trend_text(m[1], m[2], m[3], m[4])}"
+                               f"<!-- /slope -->", text)
 
 
 def stale() -> list[Path]:
