@@ -68,9 +68,32 @@ def run_cell(data: str, sampler: str, steps: int, runs: Path) -> None:
     lines = read_rows(run_dir / "metrics.jsonl")
     path = rows_file(data)
     old = path.read_text() if path.exists() else ""
+    lines = [{**r, **grey_columns(run_dir, r)} for r in lines] if data != "digits" else lines
     new = "".join(json.dumps({**r, "sampler": sampler, "data": data}, sort_keys=True) + "\n" for r in lines)
     atomic_write_text(path, old + new)  # all of a cell's rows or none of them
     print(f"shipped {data} {sampler}/{steps}: {len(lines)} rows -> {path}", flush=True)
+
+
+def grey_columns(run_dir: Path, row: dict) -> dict:
+    """MNIST only: the share of the cycle's generated images whose background is no longer black
+    (scripts/sampler_drift.py: border median above 25 of 255), and their mean border level."""
+    from collapse_diffusion.core.layout import RunLayout
+    from collapse_diffusion.data.images import load_npz
+    from scripts.sampler_drift import grey_share
+    path = RunLayout(run_dir).seed(row["seed"]).cycle(row["paradigm"], row["arm"], row["cycle"]).samples
+    grey, level = grey_share(load_npz(path).images)
+    return {"grey_share": grey / row["n_generated"], "border_mean": level}
+
+
+def backfill_grey(data: str, runs: Path) -> None:
+    """Add the grey columns to shipped rows that lack them, from the cells' run folders still on disk."""
+    from collapse_diffusion.core.io import atomic_write_text
+    path, rows = rows_file(data), read_rows(rows_file(data))
+    for r in rows:
+        run_dir = runs / data / f"{r['sampler']}_s{r['steps']}"
+        if "grey_share" not in r and run_dir.is_dir():
+            r.update(grey_columns(run_dir, r))
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def _reuse_cycle1(source: Path, target: Path) -> None:
@@ -105,9 +128,14 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "factorial")
     ap.add_argument("--only", default=None, help="SAMPLER/STEPS: one cell")
     ap.add_argument("--figure", action="store_true", help="draw the figures from the shipped rows and stop")
+    ap.add_argument("--backfill-grey", action="store_true", help="add the grey-background columns to shipped MNIST "
+                                                                 "rows from the run folders, and stop")
     args = ap.parse_args()
     if args.figure:
         draw()
+        return
+    if args.backfill_grey:
+        backfill_grey(args.data, args.runs)
         return
     todo = cells(args.data)
     if args.only:
@@ -120,4 +148,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
     main()

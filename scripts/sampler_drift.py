@@ -6,8 +6,9 @@ ancestral DDPM at the same step count, and the share of images whose background 
         --labels "N = 16, cycle 1;replace/vanilla, cycle 3 of the DDIM-20 loop" \\
         --out docs/results/archive/sampler_drift_mnist5k.jsonl --figure docs/figures/mnist5k_sampler_drift.png
 
-An image counts as grey when the median of its 3-pixel border (0-255) is above 25: MNIST digits are
-centred on a black field, so the border of a real digit is black (the share among the 5,000 real digits
+An image counts as grey when the median of its border (0-255; 3 pixels at 28 px, scaled with the image
+size, 2 at 16 px) is above 25: MNIST digits are centred on a black field, so the border of a real digit
+is black (the share among the 5,000 real digits
 is printed for reference). Each share comes with its Clopper-Pearson 95% interval over the n images.
 Images are seeded as in a study (image i depends on (seed, i) only), so both samplers start from the same
 noise, on the default noise schedule (DiffusionConfig(), which configs/mnist5k.yaml uses). Used by
@@ -27,14 +28,15 @@ from pathlib import Path
 import numpy as np
 
 GREY = 25      # border median above this (0-255) = not a black background
-BORDER = 3     # pixels
+BORDER = 3     # pixels at 28 px; scaled with the image size
 
 
 def grey_share(images: np.ndarray) -> tuple[int, float]:
     """(number of grey-background images, mean border level) of uint8 images (N, 1, H, W)."""
     x = images[:, 0].astype(np.float64)
+    b = max(1, round(BORDER * x.shape[-1] / 28))
     frame = np.ones(x.shape[1:], bool)
-    frame[BORDER:-BORDER, BORDER:-BORDER] = False
+    frame[b:-b, b:-b] = False
     border = x[:, frame]
     return int((np.median(border, axis=1) > GREY).sum()), float(border.mean())
 

@@ -37,7 +37,7 @@ def cycle_command(study: Study, spec: str, cycle: int) -> Path:
     with ExitStack() as held:
         held.enter_context(distributed.cpu_threads(study.cfg.runtime.threads))
         for part in ([SHARED] if cycle == 1 else []) + [chain_part(paradigm, arm)]:
-            held.enter_context(lock.part(study.root, part))
+            held.enter_context(_rank0(lock.part, study.root, part))
         clean_parts(study, [(paradigm, arm)], shared=cycle == 1)
         if cycle > 1 and not study.files(paradigm, arm, cycle).train.exists():
             if not study.files(paradigm, arm, cycle - 1).metrics.exists():
@@ -53,27 +53,33 @@ def run_only(root: Path, cfg: ExperimentConfig, specs: list[str], wait: bool) ->
     one waits for it). Returns the chains run; `run` without --only merges them into metrics.jsonl."""
     wanted = parse_chains(cfg, specs)
     with ExitStack() as held:
-        held.enter_context(lock.shared(root, wait))
-        with lock.part(root, "init"):  # chain jobs started at once on a fresh folder: one initialises
+        held.enter_context(_rank0(lock.shared, root, wait))
+        with _rank0(lock.part, root, "init"):  # chain jobs started at once on a fresh folder: one initialises
             studies = open_studies(root, cfg, clean=False)
         seeds = list(dict.fromkeys(c.seed for c in wanted))
         mine = [s for s in studies if s.cfg.seed in seeds]
         for s in mine:
             if s.root != root:
-                held.enter_context(lock.shared(s.root, wait))
+                held.enter_context(_rank0(lock.shared, s.root, wait))
         with ExitStack() as first:
             for s in mine:
-                first.enter_context(lock.part(s.root, SHARED))
+                first.enter_context(_rank0(lock.part, s.root, SHARED))
                 clean_parts(s, [], shared=True)
             run_studies(mine, root, only=[Chain(seed, SHARED) for seed in seeds])
         rest = [c for c in wanted if not c.shared]
         for c in rest:
             s = next(x for x in mine if x.cfg.seed == c.seed)
-            held.enter_context(lock.part(s.root, chain_part(c.paradigm, c.arm)))
+            held.enter_context(_rank0(lock.part, s.root, chain_part(c.paradigm, c.arm)))
             clean_parts(s, [(c.paradigm, c.arm)], shared=False)
         if rest:
             run_studies(mine, root, only=rest)
     return wanted
+
+
+def _rank0(locker, *args):
+    """A lock held by rank 0 alone: torchrun's ranks work on one run together."""
+    from contextlib import nullcontext
+    return locker(*args) if distributed.is_main() else nullcontext()
 
 
 def chain_part(paradigm: str, arm: str) -> str:
