@@ -18,6 +18,7 @@ the stem of a rows file under docs/results/ (``archive/NAME`` for an archived on
 - ``planted:SOURCE``  every copy measure on planted copies in trained models' samples (analysis.copy_suite)
 - ``factorial:SOURCE KEY``  per cell and arm the slope of KEY over cycles with seed intervals, and the
   pilot predictor's accuracy (analysis.factorial)
+- ``predictor:SOURCE``  the cheap predictors of the sign of vanilla's slope over every chain (analysis.factorial)
 
 A number inside a sentence is ``<!-- value:SOURCE SELECT COLUMN FORMAT -->text<!-- /value -->``:
 SELECT is ``paradigm/arm/cycle`` or ``key=value,...`` and must match exactly one row; a cycle ``1-5``
@@ -49,7 +50,7 @@ VIEWS = {
     "archive/digits_accumulate": ("archive/digits_mitigations", {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
     "factorial": (("factorial_digits", "factorial_mnist16"), {}),   # every cell of the factorial experiment
 }
-KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial"
+KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial|predictor"
 BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
 VALUE = re.compile(r"<!-- value:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /value -->")
 SLOPE = re.compile(r"<!-- slope:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /slope -->")
@@ -178,6 +179,9 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
         lines = [json.loads(line) for line in (RESULTS / f"{name}.jsonl").read_text().splitlines()]
         return score_table(lines) if kind == "truth" else planted_table(lines)
     rows = shipped(name)
+    if kind == "predictor":
+        from collapse_diffusion.analysis.factorial import predictor_lines
+        return predictor_lines(rows)
     if kind == "factorial":
         from collapse_diffusion.analysis.factorial import pilot_lines, slope_table
         key = args.split()[0] if args.split() else "copy_share"

@@ -34,3 +34,18 @@ def test_the_pilot_predictor_is_scored_on_every_chain():
     chains = pilot_sign(rows)
     assert len(chains) == 6 and all(c["agree"] for c in chains)
     assert "right in 6 of 6 chains" in pilot_lines(rows)[0]
+
+
+def test_a_threshold_on_cycle1_is_scored_leave_one_out():
+    from collapse_diffusion.analysis.factorial import loo_threshold, predictor_lines
+    assert loo_threshold([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [-1, -1, -1, 1, 1, 1]) == 1.0
+    assert loo_threshold([0.1, 0.2, 0.3], [-1, -1, -1]) is None  # one sign only: nothing to predict
+    assert loo_threshold([0.1, 0.9, 0.2, 0.8], [1, -1, -1, 1]) < 0.5  # no rule: worse than a coin on held-out chains
+    rows = []
+    for seed, start in enumerate((0.2, 0.3, 0.6, 0.7)):   # chains that start high rise, low ones fall
+        t = 0.1 if start > 0.5 else -0.1
+        rows += [{"data": "digits", "sampler": "ddpm", "steps": 1000, "seed": seed, "paradigm": "replace",
+                  "arm": "vanilla", "cycle": c, "copy_share": start + t * (c - 1), "memorizer_share": 0.5}
+                 for c in range(1, 6)]
+    line = next(x for x in predictor_lines(rows) if x.startswith("| copy_share"))
+    assert "| 4 | 2 | 2 | 4 (1.00" in line and line.rstrip(" |").endswith("1.00 | 0.00")

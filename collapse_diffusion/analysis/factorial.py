@@ -117,3 +117,59 @@ def figure_cells(rows: list[dict], key: str = "copy_share", label: Optional[str]
     axes[0, -1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def chain_signs(rows: list[dict], key: str) -> list[dict]:
+    """Every vanilla chain of every cell: its slope of ``key`` over all cycles (the answer) with the
+    cheap quantities that could predict its sign: the slope over cycles 1-2 (a 2-cycle pilot) and
+    the cycle-1 copy share and memorizer share."""
+    out = []
+    for c in pilot_sign(rows, key):
+        first = next((r for r in rows if r.get("data") == c["data"] and r.get("sampler") == c["sampler"]
+                      and r["steps"] == c["steps"] and r["seed"] == c["seed"] and r["cycle"] == 1), {})
+        out.append({**c, "cycle1_copy_share": first.get("copy_share"),
+                    "cycle1_memorizer_share": first.get("memorizer_share")})
+    return out
+
+
+def loo_threshold(xs: list[float], ys: list[int]) -> Optional[float]:
+    """Leave-one-out accuracy of the best one-threshold rule (x above t, or below t, gives +1; t
+    midway between two observed values) for the sign ys (+1 / -1) from xs: each chain predicted by
+    the rule fitted on the others. None when every chain has the same sign (nothing to predict)."""
+    if len(set(ys)) < 2:
+        return None
+    hits = 0
+    for i in range(len(xs)):
+        x, y = [v for j, v in enumerate(xs) if j != i], [v for j, v in enumerate(ys) if j != i]
+        best, cuts = (-1.0, 0.0, 1), sorted(set(x))
+        for t in [cuts[0] - 1] + [(a + b) / 2 for a, b in zip(cuts, cuts[1:])]:  # midpoints between values
+            for d in (1, -1):
+                acc = np.mean([(1 if d * (a - t) > 0 else -1) == b for a, b in zip(x, y)])
+                best = max(best, (acc, t, d))
+        _, t, d = best
+        hits += (1 if d * (xs[i] - t) > 0 else -1) == ys[i]
+    return hits / len(xs)
+
+
+def predictor_lines(rows: list[dict]) -> list[str]:
+    """The cheap predictors of the sign of vanilla's slope, scored over every chain of every cell,
+    for the copy share and the memorizer share, against guessing the more common sign."""
+    from ..measure.memorization import clopper_pearson
+    out = ["| measure | chains | slope > 0 | slope < 0 | 2-cycle pilot right | more common sign right | "
+           "cycle-1 copy share, LOO threshold | cycle-1 memorizer share, LOO threshold |",
+           "|---|---|---|---|---|---|---|---|"]
+    for key, _ in KEYS:
+        chains = chain_signs(rows, key)
+        if not chains:
+            continue
+        ys = [1 if c["slope"] > 0 else -1 for c in chains]
+        n, up = len(ys), ys.count(1)
+        pilot = sum(c["agree"] for c in chains)
+        lo, hi = clopper_pearson(pilot, n)
+        cells = []
+        for feature in ("cycle1_copy_share", "cycle1_memorizer_share"):
+            acc = loo_threshold([float(c[feature] or 0.0) for c in chains], ys)
+            cells.append("no chain rises: nothing to predict" if acc is None else f"{acc:.2f}")
+        out.append(f"| {key} | {n} | {up} | {n - up} | {pilot} ({pilot / n:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]) | "
+                   f"{max(up, n - up)} ({max(up, n - up) / n:.2f}) | {cells[0]} | {cells[1]} |")
+    return out
