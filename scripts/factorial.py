@@ -110,13 +110,17 @@ def _reuse_cycle1(source: Path, target: Path) -> None:
 
 
 def draw() -> None:
-    """Copying against cycle per cell, seeds as bands: the copy share and the memorizer share."""
+    """Against cycle per cell, seeds as bands: the copy share, the memorizer share, the duplicate
+    share of D_n (contraction) and, for MNIST, the grey-background share."""
     import matplotlib
     matplotlib.use("Agg")
-    from collapse_diffusion.analysis.factorial import KEYS, figure_cells
+    from collapse_diffusion.analysis.factorial import FIGURES, figure_cells
     rows = [r for data in DATA for r in read_rows(rows_file(data))]
-    for key, label in KEYS:
-        fig = figure_cells(rows, key, label)
+    for key, label in FIGURES:
+        have = [r for r in rows if r.get(key) is not None]
+        if not have:
+            continue
+        fig = figure_cells(have, key, label)
         out = ROOT / "docs" / "figures" / f"factorial_{key}.png"
         fig.savefig(out, dpi=110)
         print(f"wrote {out}")

@@ -47,7 +47,8 @@ PAPER_ARMS = ("vanilla", "greedy", "tdf")
 # depend on which other arms run). digits.jsonl is kept as a file of its own: it is what `make study`
 # writes, byte for byte (its columns that the older mitigations rows hold are equal to theirs).
 VIEWS = {
-    "archive/digits_accumulate": ("archive/digits_mitigations", {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
+    "archive/digits_accumulate": ("archive/digits_mitigations",
+                                  {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
     "factorial": (("factorial_digits", "factorial_mnist16"), {}),   # every cell of the factorial experiment
 }
 KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial|predictor"

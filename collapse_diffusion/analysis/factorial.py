@@ -14,6 +14,8 @@ from .stats import FLAT, HELD_SEEDS, paired, slope, slopes
 
 CELL = ("data", "sampler", "steps")
 KEYS = (("copy_share", "copy share (copy rule)"), ("memorizer_share", "memorizer share (model probe)"))
+FIGURES = KEYS + (("duplicate_share_geometric", "duplicate share of D_n (contraction)"),
+                  ("grey_share", "grey-background share (MNIST)"))
 
 
 def cells(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -96,25 +98,31 @@ def pilot_lines(rows: list[dict], key: str = "copy_share", pilot: int = 2) -> li
 
 
 def figure_cells(rows: list[dict], key: str = "copy_share", label: Optional[str] = None):
-    """Copying against cycle, one panel per cell, one line per arm (mean over seeds) with the
-    seeds' range as a band."""
+    """Copying against cycle: one row of panels per data set, one panel per (sampler, steps) cell,
+    one line per arm (mean over seeds) with the seeds' range as a band."""
     import matplotlib.pyplot as plt
     groups = cells(rows)
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 2.9), squeeze=False, sharey=True)
-    for ax, ((data, sampler, steps), sub) in zip(axes[0], groups.items()):
-        for arm in dict.fromkeys(r["arm"] for r in sub):
-            cyc = sorted({r["cycle"] for r in sub if r["arm"] == arm})
-            vals = [[r[key] for r in sub if r["arm"] == arm and r["cycle"] == c and r.get(key) is not None]
-                    for c in cyc]
-            mean = [np.mean(v) for v in vals]
-            line, = ax.plot(cyc, mean, marker="o", label=arm)
-            ax.fill_between(cyc, [min(v) for v in vals], [max(v) for v in vals], color=line.get_color(), alpha=0.2)
-        n_seeds = len({r["seed"] for r in sub})
-        ax.set_title(f"{data}, {sampler}, {steps} steps\n({n_seeds} seed{'s' if n_seeds != 1 else ''})", fontsize=9)
-        ax.set_xlabel("cycle")
-        ax.set_ylim(0, 1)
-    axes[0, 0].set_ylabel(label or key)
-    axes[0, -1].legend(fontsize=8)
+    data = list(dict.fromkeys(d for d, _, _ in groups))
+    width = max(sum(1 for g in groups if g[0] == d) for d in data)
+    fig, axes = plt.subplots(len(data), width, figsize=(3.0 * width, 2.7 * len(data)), squeeze=False, sharey=True)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for row, d in enumerate(data):
+        for ax, ((_, sampler, steps), sub) in zip(axes[row], [(g, v) for g, v in groups.items() if g[0] == d]):
+            ax.set_visible(True)
+            for arm in dict.fromkeys(r["arm"] for r in sub):
+                cyc = sorted({r["cycle"] for r in sub if r["arm"] == arm})
+                vals = [[r[key] for r in sub if r["arm"] == arm and r["cycle"] == c and r.get(key) is not None]
+                        for c in cyc]
+                line, = ax.plot(cyc, [np.mean(v) for v in vals], marker="o", label=arm)
+                ax.fill_between(cyc, [min(v) for v in vals], [max(v) for v in vals], color=line.get_color(),
+                                alpha=0.2)
+            n_seeds = len({r["seed"] for r in sub})
+            ax.set_title(f"{d}, {sampler}, {steps} steps ({n_seeds} seed{'s' if n_seeds != 1 else ''})", fontsize=8)
+            ax.set_xlabel("cycle")
+            ax.set_ylim(0, 1)
+        axes[row, 0].set_ylabel(label or key, fontsize=8)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
