@@ -50,6 +50,7 @@ VIEWS = {
     "archive/digits_accumulate": ("archive/digits_mitigations",
                                   {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),
     "factorial": (("factorial_digits", "factorial_mnist16"), {}),   # every cell of the factorial experiment
+    "factorial_default": ("factorial_digits", {"sampler": ("ddim",), "steps": (1000,)}),  # the default's regime
 }
 KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial|predictor"
 BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
