@@ -7,7 +7,8 @@ resumed from a checkpoint sees exactly the inputs it would have seen; on CPU it 
 bitwise-equal weights.
 On CUDA the fast path (bf16 autocast, channels_last, fused AdamW, TF32, torch.compile) is on by
 default. On a CPU it is ``runtime.fast=true``: bf16 autocast where the CPU has bf16 units (AMX or
-AVX512-BF16; fp32 otherwise, and the log says so), a fused AdamW and a foreach EMA update; the fp32
+AVX512-BF16; fp32 otherwise, and the log says so), a fused AdamW, a foreach EMA update and the
+classic attention processor (model.cpu_bf16_attention); the fp32
 path without them stays the reference, bit-reproducible. Under torchrun each rank takes a stride
 of the same global batch and DDP averages the gradients, which equals the single-process step up to
 summation order.
@@ -38,7 +39,7 @@ from ..core.layout import CHECKPOINT, CycleFiles
 from ..core.layout import MODEL as FINAL
 from ..data.images import to_model
 from . import distributed as dist
-from .model import build_unet
+from .model import build_unet, cpu_bf16_attention
 from .noise import counter_normal
 from .process import diffusion_loss, make_scheduler
 
@@ -129,6 +130,8 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
                  "no bf16 units on this CPU, so fp32 with the fused optimizer and EMA")
     if layout:
         unet = unet.to(memory_format=torch.channels_last)
+    if amp and device.type == "cpu":
+        cpu_bf16_attention(unet)
     model = unet
     if dist.world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(unet, device_ids=[device.index] if layout else None)
