@@ -101,3 +101,20 @@ def test_the_default_study_shows_what_the_readme_says():
         assert last[arm]["duplicate_share_geometric"] == 0
         assert last[arm]["entropy_train"] > last["vanilla"]["entropy_train"]
         assert last[arm]["generalization_score"] > last["vanilla"]["generalization_score"]
+
+
+def test_under_accumulate_selection_holds_cycle_1s_state():
+    a, p = rows("digits_accumulate"), "accumulate-subsample"
+    assert {r["seed"] for r in a} == {0, 1, 2}
+    assert slopes(a, p, "vanilla", "memorizer_share").ci95[1] < 0            # "vanilla's memorizer share falls"
+    assert slopes(a, p, "vanilla", "mean_nn_train", log=True).ci95[1] < 0    # vanilla contracts
+    for arm in ("greedy", "tdf"):
+        for column in ("copy_share", "memorizer_share"):                    # "no arm's copying rises"
+            lo, hi = slopes(a, p, arm, column).ci95
+            assert lo <= 0 <= hi, (arm, column)
+        lo, hi = slopes(a, p, arm, "mean_nn_train", log=True).ci95           # spacing held
+        assert lo <= 0 <= hi, arm
+        assert paired(a, p, arm, "vanilla", "entropy_train", cycle=5).ci95[0] > 0
+        assert paired(a, p, arm, "vanilla", "copy_share", cycle=5).ci95[0] > 0   # "copy more ..., not less"
+    real = [r["real_share"] for r in a if r["arm"] == "greedy" and r["cycle"] == 5]
+    assert 0.45 <= sum(real) / len(real) <= 0.55                            # "half of it real"
