@@ -44,8 +44,8 @@ RESULTS = ROOT / "docs" / "results"
 BASELINE = "vanilla"   # every shipped study's study.baseline
 PAPER_ARMS = ("vanilla", "greedy", "tdf")
 # Studies whose rows are a subset of another shipped file (common random numbers: an arm's seeds do not
-# depend on which other arms run). digits.jsonl is kept as a file of its own: it is what `make study`
-# writes, byte for byte (its columns that the older mitigations rows hold are equal to theirs).
+# depend on which other arms run). digits.jsonl is a file of its own: it is what `make study` writes,
+# byte for byte, made by the current code (the archived mitigations rows were made on another CPU).
 VIEWS = {
     "archive/digits_accumulate": ("archive/digits_mitigations",
                                   {"paradigm": ("accumulate-subsample",), "arm": PAPER_ARMS}),

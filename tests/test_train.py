@@ -125,6 +125,8 @@ def test_cpu_fast_path_is_reproducible_and_follows_the_fp32_loss(tmp_path, monke
 def test_cpu_bf16_attention_computes_the_same_function():
     """The fast path's attention processor swap changes the kernel, not the model: in fp32 the
     swapped UNet's output equals the default one's to float rounding."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor
+
     from collapse_diffusion.diffusion.model import build_unet, cpu_bf16_attention
     torch.manual_seed(0)
     unet = build_unet("digits-tiny", 1, 8).eval()
@@ -132,7 +134,6 @@ def test_cpu_bf16_attention_computes_the_same_function():
     with torch.no_grad():
         before = unet(x, t).sample
         after = cpu_bf16_attention(unet)(x, t).sample
-    from diffusers.models.attention_processor import Attention, AttnProcessor
     swapped = [m for m in unet.modules() if isinstance(m, Attention)]
     assert swapped and all(isinstance(m.processor, AttnProcessor) for m in swapped)
     assert torch.allclose(before, after, atol=1e-5)

@@ -167,7 +167,8 @@ def predictor_lines(rows: list[dict]) -> list[str]:
            "cycle-1 copy share, LOO threshold | cycle-1 memorizer share, LOO threshold |",
            "|---|---|---|---|---|---|---|---|"]
     for key, _ in KEYS:
-        chains = chain_signs(rows, key)
+        chains = [c for c in chain_signs(rows, key)
+                  if c["cycle1_copy_share"] is not None and c["cycle1_memorizer_share"] is not None]
         if not chains:
             continue
         ys = [1 if c["slope"] > 0 else -1 for c in chains]
@@ -176,7 +177,7 @@ def predictor_lines(rows: list[dict]) -> list[str]:
         lo, hi = clopper_pearson(pilot, n)
         cells = []
         for feature in ("cycle1_copy_share", "cycle1_memorizer_share"):
-            acc = loo_threshold([float(c[feature] or 0.0) for c in chains], ys)
+            acc = loo_threshold([c[feature] for c in chains], ys)
             cells.append("no chain rises: nothing to predict" if acc is None else f"{acc:.2f}")
         out.append(f"| {key} | {n} | {up} | {n - up} | {pilot} ({pilot / n:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]) | "
                    f"{max(up, n - up)} ({max(up, n - up) / n:.2f}) | {cells[0]} | {cells[1]} |")
