@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_presets import RES, add_step_options, runs
 from torch.profiler import ProfilerActivity, profile, schedule
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -29,7 +30,6 @@ from collapse_diffusion.diffusion.model import build_unet
 from collapse_diffusion.diffusion.process import diffusion_loss, make_scheduler
 from collapse_diffusion.diffusion.train import train
 
-RES = {"digits-tiny": (1, 8), "mnist-tiny": (1, 28), "mnist-small": (1, 32), "unet48": (3, 32)}
 # operator name fragments -> category (first match wins); record_function labels of train._loop are phases
 CATEGORIES = (("convolution", ("conv",)),
               ("attention", ("scaled_dot_product", "attention", "softmax", "bmm", "baddbmm")),
@@ -95,23 +95,18 @@ def categorise(events, steps: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", choices=sorted(RES), default=None, help="one preset (default: both CPU presets)")
-    ap.add_argument("--batch", type=int, default=None)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=1)
+    add_step_options(ap, steps=30, warmup=10)
     ap.add_argument("--fast", action="store_true", help="the fast path (runtime.fast=true)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     fp32, bf16 = peak(torch.float32), peak(torch.bfloat16)
     print(f"CPU, {a.threads} thread(s): matmul peak fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s (1024^2)")
-    runs = [(a.preset, a.batch or 64)] if a.preset else [("digits-tiny", 64), ("mnist-tiny", 16)]
     rt = RuntimeConfig("cpu", fast=a.fast, compile=False, threads=a.threads)
-    for preset, batch in runs:
-        parts, wall = profile_steps(preset, a.batch or batch, a.steps, a.warmup, rt)
-        flops = step_flops(preset, a.batch or batch)
+    for preset, batch in runs(a):
+        parts, wall = profile_steps(preset, batch, a.steps, a.warmup, rt)
+        flops = step_flops(preset, batch)
         rate = flops / (wall / 1e3) / 1e9
-        print(f"\n{preset}, batch {a.batch or batch}, {'fast path' if a.fast else 'fp32 reference'}: {wall:.1f} ms a "
+        print(f"\n{preset}, batch {batch}, {'fast path' if a.fast else 'fp32 reference'}: {wall:.1f} ms a "
               f"step, {flops / 1e9:.2f} GFLOP, {rate:.1f} GFLOP/s = {rate / fp32:.0%} of fp32 peak, "
               f"{rate / bf16:.0%} of bf16 peak")
         for cat, ms in sorted(parts.items(), key=lambda kv: -kv[1]):

@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_presets import RES
 
 from collapse_diffusion.core.config import DiffusionConfig, RuntimeConfig, TrainConfig
 from collapse_diffusion.diffusion.distributed import local_device
 from collapse_diffusion.diffusion.model import build_unet
 from collapse_diffusion.diffusion.process import make_scheduler
 from collapse_diffusion.diffusion.train import train
-
-RES = {"digits-tiny": (1, 8), "mnist-tiny": (1, 28), "mnist-small": (1, 32), "unet48": (3, 32)}
 
 
 def plain_loop(preset: str, batch: int, steps: int, device: torch.device, warmup: int) -> float:

@@ -11,6 +11,8 @@ from conftest import ROOT
     ["benchmarks/knn.py", "--sizes", "300x200x16", "--reps", "1"],
     ["benchmarks/train_throughput.py", "--steps", "6", "--warmup", "3", "--batch", "8", "--repeats", "2"],
     ["benchmarks/train_profile.py", "--preset", "digits-tiny", "--batch", "8", "--steps", "3", "--warmup", "2"],
+    ["benchmarks/train_levers.py", "--preset", "digits-tiny", "--batch", "8", "--steps", "2", "--warmup", "1",
+     "--repeats", "2", "--models", "2"],
 ])
 def test_benchmark_smoke(args):
     p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -21,6 +23,7 @@ def test_benchmark_smoke(args):
     assert ratios and all(x > 0 for x in ratios), p.stdout
     assert "throughput" not in args[0] or (len(rates) == 2 and all(x > 0 for x in rates)), p.stdout
     assert "profile" not in args[0] or ("convolution" in p.stdout and "of bf16 peak" in p.stdout), p.stdout
+    assert "levers" not in args[0] or ("1.00x" in p.stdout and "vmap x2" in p.stdout and len(ratios) == 4), p.stdout
 
 
 def test_study_time_reads_timings(tmp_path):
