@@ -10,7 +10,7 @@ the stem of a rows file under docs/results/ (``archive/NAME`` for an archived on
 - ``results:SOURCE``  the cycle 1 -> last summary table and every finding (analysis.findings)
 - ``summary:SOURCE``  the summary table alone
 - ``ranking:SOURCE``  each paradigm's last-cycle ranking table (analysis.report.ranking_table)
-- ``phase:SOURCE``    the cycle-1 phase table (analysis.phase.phase_table)
+- ``phase:SOURCE [COLUMN]``  the cycle-1 phase table of the copy share, or of COLUMN (analysis.phase.phase_table)
 - ``cycles:SOURCE``   the phase diagram followed along the loop (analysis.phase.cycles_table)
 - ``setup:SOURCE``    what the rows say was run: N, steps, preset, cycles, seeds, arms, sample counts, spaces
 - ``pivot:SOURCE COLUMN FORMAT [KEY=VALUE,...]``  one column per cycle, one line per paradigm / arm
@@ -198,6 +198,10 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
             out += [f"**{p}**", ""] + ranking_table(rows, p) + [""]
         return out[:-1]
     if kind == "phase":
+        if args.split():           # one named column, e.g. <!-- phase:NAME memorizer_share -->
+            from collapse_diffusion.loop.rows import BY_NAME
+            col = BY_NAME[args.split()[0]]
+            return [f"{col.label[0].upper()}{col.label[1:]} at cycle 1:", ""] + phase_table(rows, col.name)
         if any(r.get("copy_share") is not None for r in rows):
             return ["Copy share (the copy rule, method §7) at cycle 1:", ""] + phase_table(rows)
         head = ("1/3-rule memorization rate at cycle 1 (these rows predate the copy rule; on the real, distinct "
