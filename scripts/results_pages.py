@@ -197,13 +197,11 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
         for p in dict.fromkeys(r["paradigm"] for r in rows):
             out += [f"**{p}**", ""] + ranking_table(rows, p) + [""]
         return out[:-1]
-    if kind == "phase":
-        if args.split():           # one named column, e.g. <!-- phase:NAME memorizer_share -->
-            from collapse_diffusion.loop.rows import BY_NAME
-            col = BY_NAME[args.split()[0]]
+    if kind == "phase":            # <!-- phase:NAME [COLUMN] -->: the copy share unless a column is named
+        from collapse_diffusion.loop.rows import BY_NAME
+        if args.split() or any(r.get("copy_share") is not None for r in rows):
+            col = BY_NAME[(args.split() or ["copy_share"])[0]]
             return [f"{col.label[0].upper()}{col.label[1:]} at cycle 1:", ""] + phase_table(rows, col.name)
-        if any(r.get("copy_share") is not None for r in rows):
-            return ["Copy share (the copy rule, method §7) at cycle 1:", ""] + phase_table(rows)
         head = ("1/3-rule memorization rate at cycle 1 (these rows predate the copy rule; on the real, distinct "
                 "D_1 of cycle 1 its near branch is the 1/3 rule):")
         return [head, ""] + phase_table(rows, "memorization_rate")
