@@ -5,7 +5,7 @@
 # A study is a file target per chain and cycle (RUN.mk, written by `collapse-diffusion chains --make`):
 # each seed's shared cycle 1, then one chain per (seed, paradigm, arm). Chains run side by side, a
 # rerun does only what is missing, and RUN/metrics.jsonl is the same whatever the split.
-#   make test                  the test suite (lint included)
+#   make test                  the test suite (lint included), on TEST_WORKERS=2 pytest workers
 #   make test-fast             the suite without the slow end-to-end tests: the edit loop
 #   make notebook              the analysis notebook in JupyterLab
 # The first target that needs Python creates .venv and installs the package (uv when it is at hand
@@ -17,6 +17,9 @@ RUN ?= runs/$(basename $(notdir $(CONFIG)))
 INSTALLED ?= $(VENV)/.installed
 CD ?= $(VENV)/bin/collapse-diffusion
 PYTEST_ARGS ?=
+# pytest workers (pytest-xdist): the suite's tests are mostly single-threaded processes; 0 runs it in one process
+TEST_WORKERS ?= 2
+PYTEST = $(VENV)/bin/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 .PHONY: study test test-fast lint install report clean-run notebook
 .DELETE_ON_ERROR:
@@ -70,10 +73,10 @@ notebook: | $(INSTALLED)
 	$(VENV)/bin/jupyter lab notebooks/analysis.ipynb
 
 test: | $(INSTALLED)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: | $(INSTALLED)
-	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: | $(INSTALLED)
 	$(VENV)/bin/ruff check .

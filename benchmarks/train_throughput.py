@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from bench_presets import RES
 
 from collapse_diffusion.core.config import DiffusionConfig, RuntimeConfig, TrainConfig
-from collapse_diffusion.diffusion.distributed import local_device
+from collapse_diffusion.core.runtime import local_device
 from collapse_diffusion.diffusion.model import build_unet
 from collapse_diffusion.diffusion.process import make_scheduler
 from collapse_diffusion.diffusion.train import train

@@ -1,8 +1,15 @@
 import os
+import tempfile
 
 # Triton kernels run under the interpreter on CPU; set before anything imports triton.
 os.environ.setdefault("TRITON_INTERPRET", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest workers (pytest-xdist) on a 2-core machine: one thread each, and a
+    # cache folder of their own (a classifier trained by one worker is never half-written for the other)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix=f"collapse-diffusion-{os.environ['PYTEST_XDIST_WORKER']}-")
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from pathlib import Path  # noqa: E402
 

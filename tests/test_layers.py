@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import collapse_diffusion
 
 PKG = Path(collapse_diffusion.__file__).parent
-# bottom to top; the CLI (collapse_diffusion/cli.py, __main__.py) sits above them all
-LAYERS = ("core", "data", "diffusion", "measure", "selection", "loop", "analysis")
+# the layer test writes a probe module into the package for a moment: never beside the lint
+pytestmark = pytest.mark.xdist_group("package-tree")
+# bottom to top; __main__.py sits above them all
+LAYERS = ("core", "data", "diffusion", "measure", "selection", "loop", "analysis", "experiments", "cli")
 
 
 def layer_of(module: str) -> int:
@@ -65,7 +69,7 @@ def test_reading_a_run_loads_neither_torch_nor_diffusers():
     code = ("import sys\n"
             "import collapse_diffusion.analysis.report, collapse_diffusion.analysis.findings\n"
             "import collapse_diffusion.analysis.results, collapse_diffusion.analysis.phase\n"
-            "import collapse_diffusion.loop.config, collapse_diffusion.loop.rows\n"
+            "import collapse_diffusion.loop.experiment, collapse_diffusion.loop.rows\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'torchvision') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

@@ -10,8 +10,8 @@ from ..core.errors import UserError
 from ..core.io import atomic_write_text
 from ..core.layout import RunLayout
 from ..core.records import format_value
-from ..loop.config import load_config
-from ..loop.rows import BY_NAME, RANKING, TABLE, normalize
+from ..loop.experiment import load_config
+from ..loop.rows import BY_NAME, RANKING, TABLE, read_rows
 from .findings import findings_lines, summary_table
 from .plots import savefig
 from .results import (
@@ -184,7 +184,7 @@ def write_phase_report(root: str | Path) -> Path:
     layout = RunLayout(root)
     if not layout.phase_rows.exists():
         raise UserError(f"'{root}' has no phase.jsonl; run the grid first with `collapse-diffusion phase`")
-    rows = [normalize(json.loads(line)) for line in layout.phase_rows.read_text().splitlines()]
+    rows = read_rows(layout.phase_rows)
     cycles = max(r["cycle"] for r in rows)
     lines = [f"# Phase diagram: {layout.root.name}", "",
              f"Each cell: N real images ({rows[0]['preset']} model unless named), a fresh model trained for the "

@@ -4,7 +4,6 @@ The report and the analysis notebook both call these; nothing here recomputes a 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -13,7 +12,7 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.layout import RunLayout
-from ..loop.rows import BY_NAME, PLOTTED, RATES, normalize
+from ..loop.rows import BY_NAME, PLOTTED, RATES, read_rows
 from .plots import metric_lines
 
 # (column, interval column, axis label) of every metric drawn against cycle: from the records' metadata
@@ -27,24 +26,16 @@ def load_rows(run_dirs: Iterable[str | Path]) -> list[dict]:
     rows = []
     for run in run_dirs:
         path = RunLayout(run).metrics
-        lines = path.read_text(errors="replace").splitlines()
-        if not lines:
+        got = read_rows(path, {"run": str(run)}, hint="; point at a run directory that `collapse-diffusion run` wrote")
+        if not got:
             raise UserError(f"'{path}' holds no rows; finish the study with `collapse-diffusion run`")
-        for i, line in enumerate(lines, start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                row = None
-            if not isinstance(row, dict) or any(row.get(k) is None for k in ("paradigm", "arm", "cycle")):
-                raise UserError(f"'{path}' line {i} is not a metrics row of this tool; point at a run directory "
-                                f"that `collapse-diffusion run` wrote")
-            rows.append(normalize({**row, "run": str(run)}))
+        rows += got
     return rows
 
 
 def baseline(run: str | Path) -> str:
     """The baseline arm of a run (its config's study.baseline), the arm findings compare against."""
-    from ..loop.config import load_config
+    from ..loop.experiment import load_config
     return load_config(RunLayout(run).config, saved=True).study.baseline
 
 

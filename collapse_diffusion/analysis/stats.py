@@ -10,11 +10,23 @@ import numpy as np
 
 HELD_SEEDS = 3    # fewer seeds make a claim "suggested", never "held"
 FLAT = 0.025      # |slope| of a rate per cycle below which a trend counts as flat (the copy suite's band)
+ZERO = 1e-9       # |slope| per cycle at or below which a slope is exactly 0: its sign is rounding, not data
 
 
 def slope(cycles: list[int], values: list[float]) -> float:
-    """Least-squares slope of ``values`` per cycle."""
-    return float(np.polyfit(np.asarray(cycles, float), np.asarray(values, float), 1)[0]) if len(values) > 1 else 0.0
+    """Least-squares slope of ``values`` per cycle. A slope within ZERO of 0 is returned as exactly
+    0.0: values such as 0, .0625, 0, .0625, 0 have slope 0 in exact arithmetic, and the sign of the
+    rounding error (-1.75e-20 on one machine, +1e-17 on another) must not decide any result. This is
+    not FLAT, the band within which :func:`trend` reads a real slope as flat."""
+    if len(values) < 2:
+        return 0.0
+    s = float(np.polyfit(np.asarray(cycles, float), np.asarray(values, float), 1)[0])
+    return 0.0 if abs(s) <= ZERO else s
+
+
+def sign(x: float) -> int:
+    """-1, 0 or +1; 0 for |x| <= ZERO (see :func:`slope`)."""
+    return 0 if abs(x) <= ZERO else int(np.sign(x))
 
 
 def chain(rows: list[dict], paradigm: str, arm: str, key: str, seed) -> tuple[list[int], list[float]]:

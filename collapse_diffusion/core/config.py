@@ -6,7 +6,7 @@ Defaults live at the field, once, with units in a trailing comment. An unknown k
 key or a value of the wrong type is a :class:`~collapse_diffusion.core.errors.UserError` that
 names the key and where it came from. A YAML file may say ``base: other.yaml`` to start from
 another file and override it. The arms (``selection.registry``) and the experiment config that
-composes everything (``loop.config``) are built with the same loader.
+composes everything (``loop.experiment``) are built with the same loader.
 """
 from __future__ import annotations
 

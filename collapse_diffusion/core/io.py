@@ -216,3 +216,18 @@ def read_json(path: str | Path) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"'{path}' is damaged (not valid JSON); delete it and run the same command again to "
                         f"rebuild it") from None
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """Every record of a JSON-lines file this tool wrote, in order (blank lines skipped); a line that
+    is not JSON is a UserError naming the file and the line."""
+    from .errors import UserError
+    out = []
+    for i, line in enumerate(Path(path).read_text(errors="replace").splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                raise UserError(f"'{path}' line {i} is not valid JSON; it was not written by this tool, or was cut "
+                                f"short: delete the line or rebuild the file") from None
+    return out

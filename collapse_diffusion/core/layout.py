@@ -13,6 +13,11 @@ command writes beside its own output, such as ``OUT.png`` next to ``OUT.npz``, a
     RUN/seed_<s>/                with two or more seeds: one single-seed run directory per seed
     RUN/cells/<cell>/            a phase diagram: one single-seed run directory per cell
     RUN/phase.jsonl, RUN/phase.md
+    RUN/.lock, RUN/.<part>.lock  who works on the run and on each chain (core/lock.py, loop/commands.py)
+    .manifest.jsonl              beside finished files: their sizes and checksums (core/io.py seal)
+
+A cycle's folder holds train.npz, selection.json, model/, train_log.jsonl, samples.npz and .png,
+metrics.json, nn.npz and timings.jsonl (:class:`CycleFiles`, in stage order).
 """
 from __future__ import annotations
 
@@ -20,6 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODEL, CHECKPOINT = "model", "checkpoint"
+
+
+def is_model(path: Path) -> bool:
+    """A finished model folder: a DDPMPipeline folder, or (runs before it) a bare UNet folder."""
+    return (Path(path) / "model_index.json").is_file() or (Path(path) / "config.json").is_file()
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,3 @@ class RunLayout:
     def timing_files(self) -> list[Path]:
         return sorted(self.root.rglob("timings.jsonl"))
 
-
-def cycle_path(root: Path, paradigm: str, arm: str, cycle: int) -> Path:
-    """The folder of one cycle of one arm."""
-    return RunLayout(root).cycle(paradigm, arm, cycle).dir

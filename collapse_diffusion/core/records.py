@@ -1,7 +1,7 @@
 """Typed result records and the flat ``metrics.jsonl`` schema derived from them (docs/method.md §4).
 
 Every result is a frozen dataclass defined beside the function that computes it (``NNReport`` in
-``metrics.py``, ``EntropyStats`` in ``entropy.py``, ``SetStats`` and ``CycleMetrics`` in
+``memorization.py``, ``EntropyStats`` in ``entropy.py``, ``SetStats`` and ``CycleMetrics`` in
 ``evaluate.py``, ``FDReport`` in ``fid.py``). A metric field is declared with :func:`metric`, which
 carries what every consumer needs: its label, its format, the field holding its 95% interval and
 the field holding its sample count, whether it is a proportion, and under which ``metrics.jsonl``

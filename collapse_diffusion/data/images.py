@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..core.errors import UserError
 from ..core.io import atomic_save_npz
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,16 @@ def make_set(images: np.ndarray, labels: np.ndarray | None = None, cycle: int = 
     return ImageSet(np.ascontiguousarray(images), labels, prov)
 
 
-def to_model(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 0-255 -> float32 in [-1, 1], the diffusion model's pixel range."""
+def to_model(images: "np.ndarray | torch.Tensor", dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+    """uint8 0-255 -> ``dtype`` (float32 unless asked) in [-1, 1], the diffusion model's pixel range."""
+    import torch
     x = torch.as_tensor(images)
-    return x.float().div(127.5).sub(1.0)
+    return x.to(dtype or torch.float32).div(127.5).sub(1.0)
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
+def to_uint8(x: "torch.Tensor") -> np.ndarray:
     """float in [-1, 1] -> uint8 0-255 (clamped, rounded), as numpy."""
+    import torch
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
 

@@ -9,8 +9,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..core.config import DataConfig
 from ..core.errors import UserError
@@ -180,6 +178,8 @@ def fit_images(images: np.ndarray, fit: str, resolution: int | None) -> np.ndarr
         out = np.zeros((len(images), images.shape[1], resolution, resolution), np.uint8)
         out[:, :, top:top + h, left:left + w] = images
         return out
+    import torch
+    import torch.nn.functional as F
     x = torch.from_numpy(images).float()
     x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).numpy()

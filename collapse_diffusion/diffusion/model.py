@@ -4,7 +4,10 @@ The model knows nothing of diffusion: it maps (noisy image, timestep) to predict
 """
 from __future__ import annotations
 
-from diffusers import UNet2DModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusers import UNet2DModel
 
 PRESETS: dict[str, dict] = {
     # CPU-fast, for 8x8 digits: two levels (8 -> 4), no attention, 0.16M parameters.
@@ -43,18 +46,19 @@ def check_fits(preset: str, resolution: int) -> None:
                         f"set data.fit=pad and data.resolution={-(-resolution // m) * m}")
 
 
-def build_unet(preset: str, channels: int, resolution: int) -> UNet2DModel:
+def build_unet(preset: str, channels: int, resolution: int) -> "UNet2DModel":
     """A freshly initialised UNet of ``preset`` for ``channels`` x ``resolution`` x ``resolution`` images.
 
     Initialisation draws from torch's global RNG: callers seed it (``torch.manual_seed``) first.
     """
+    from diffusers import UNet2DModel
     if preset not in PRESETS:
         raise KeyError(f"unknown model preset '{preset}' (choose from {', '.join(PRESETS)})")
     check_fits(preset, resolution)
     return UNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, **PRESETS[preset])
 
 
-def cpu_bf16_attention(unet: UNet2DModel) -> UNet2DModel:
+def cpu_bf16_attention(unet: "UNet2DModel") -> "UNet2DModel":
     """Give ``unet`` the classic attention processor for bf16 autocast on a CPU.
 
     The default processor calls torch's fused attention, whose bf16 CPU backward ran about 5x slower

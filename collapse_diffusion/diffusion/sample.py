@@ -11,18 +11,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..core import runtime as dist
 from ..core.config import DiffusionConfig, RuntimeConfig, SampleConfig
+from ..core.errors import UserError
 from ..data.images import ImageSet, make_set, to_uint8
-from . import distributed as dist
 from .process import make_scheduler, sample_loop
 from .train import load_unet
 
 
 def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: DiffusionConfig,
-             runtime: RuntimeConfig = RuntimeConfig(), cycle: int = 1) -> ImageSet:
-    """Generate ``n`` images; provenance ``(cycle, i)``. On CUDA the step runs in bf16 and compiled,
-    unless ``runtime.fast`` / ``runtime.compile`` say false (fp32 eager throughout); on a CPU with
-    bf16 units ``runtime.fast=true`` runs it in bf16."""
+             runtime: RuntimeConfig = RuntimeConfig(), cycle: int = 1, progress: bool = True) -> ImageSet:
+    """Generate ``n`` images; provenance ``(cycle, i)``; a progress bar on rank 0 with ``progress``.
+    On CUDA the step runs in bf16 and compiled, unless ``runtime.fast`` / ``runtime.compile`` say
+    false (fp32 eager throughout); on a CPU with bf16 units ``runtime.fast=true`` runs it in bf16."""
     dev = dist.local_device(runtime.device)
     dist.init(dev)
     unet = load_unet(Path(model_dir), dev)
@@ -37,7 +38,7 @@ def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: Diffus
                 return net(x, t).sample
     mine = list(range(dist.rank(), n, dist.world_size()))
     chunks = []
-    bar = tqdm(total=n, desc="sample", unit="img", disable=not dist.show_progress(), dynamic_ncols=True,
+    bar = tqdm(total=n, desc="sample", unit="img", disable=not (progress and dist.is_main()), dynamic_ncols=True,
                mininterval=1.0)
     for start in range(0, len(mine), cfg.batch_size):
         idx = mine[start:start + cfg.batch_size]
@@ -48,6 +49,25 @@ def generate(model_dir: Path, n: int, seed: int, cfg: SampleConfig, diff: Diffus
     local = torch.cat(chunks) if chunks else torch.zeros((0, *shape), dtype=torch.uint8)
     images = dist.gather_cat(local.to(dev), n).cpu().numpy()
     return make_set(images, cycle=cycle)
+
+
+def check_room(model_dir: Path, n: int, memory: int | None = None) -> None:
+    """Refuse a sample count whose images could not fit in memory (``memory`` bytes, default this
+    machine's), before anything is allocated: float32 working copies, three per image."""
+    import json
+    import os
+    try:
+        size = json.loads((Path(model_dir) / "unet" / "config.json").read_text())
+        pixels = size["in_channels"] * size["sample_size"] ** 2
+    except (OSError, KeyError, ValueError):
+        return
+    if memory is None:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2 ** 40
+    need = n * pixels * 4 * 3
+    if need > memory // 2:
+        most = memory // 2 // (pixels * 4 * 3)
+        raise UserError(f"--count {n}: {n} images of {pixels} pixels need about {need / 2 ** 30:.0f} GiB; this machine "
+                        f"has {memory / 2 ** 30:.0f} GiB, so ask for at most {most} (or sample in several calls)")
 
 
 def save_grid(images: np.ndarray, path: Path, nrow: int | None = None, scale: int | None = None) -> None:

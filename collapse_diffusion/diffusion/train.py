@@ -32,13 +32,13 @@ from diffusers.training_utils import EMAModel
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
+from ..core import runtime as dist
 from ..core.config import DiffusionConfig, RuntimeConfig, TrainConfig
 from ..core.errors import TrainingDiverged, UserError
 from ..core.io import atomic_dir, atomic_write_text, check_sealed, seal
-from ..core.layout import CHECKPOINT, CycleFiles
+from ..core.layout import CHECKPOINT, CycleFiles, is_model
 from ..core.layout import MODEL as FINAL
 from ..data.images import to_model
-from . import distributed as dist
 from .model import build_unet, cpu_bf16_attention
 from .noise import counter_normal
 from .process import diffusion_loss, make_scheduler
@@ -94,11 +94,13 @@ def _load_checkpoint(out: Path, unet: UNet2DModel, opt, sched, ema: EMAModel) ->
 
 
 def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: str, out: Path, seed: int,
-          on_step: Optional[Callable[[int], None]] = None, runtime: RuntimeConfig = RuntimeConfig()) -> Path:
+          on_step: Optional[Callable[[int], None]] = None, runtime: RuntimeConfig = RuntimeConfig(),
+          progress: bool = True) -> Path:
     """Train on uint8 images (N, C, H, W); write ``out/model`` (EMA weights, diffusers format).
 
     Resumes from ``out/checkpoint`` when present; returns at once when ``out/model`` exists.
-    ``on_step(step)`` is called after each completed step (tests use it to interrupt a run).
+    ``on_step(step)`` is called after each completed step (tests use it to interrupt a run); a
+    progress bar is drawn on rank 0 with ``progress`` (a study's worker processes pass False).
     """
     out = Path(out)
     if is_model(out / FINAL):
@@ -107,11 +109,11 @@ def train(images: np.ndarray, cfg: TrainConfig, diff: DiffusionConfig, preset: s
         raise UserError("the training set has no images; pass a non-empty image set (--data) or raise data.n")
     device = dist.local_device(runtime.device)
     with dist.cpu_threads(runtime.threads), dist.tf32(fast_path(runtime, device)[0]):
-        return _train(images, cfg, runtime, diff, preset, out, seed, on_step)
+        return _train(images, cfg, runtime, diff, preset, out, seed, on_step, progress)
 
 
 def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, preset: str, out: Path, seed: int,
-           on_step) -> Path:
+           on_step, progress: bool) -> Path:
     device = dist.local_device(rt.device)
     dist.init(device)
     fast, compile_ = fast_path(rt, device)
@@ -140,7 +142,7 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
     noise_sched = make_scheduler(diff)
     data = to_model(images).to(device)
     state = TrainState(model, unet, opt, sched, ema, amp, layout)
-    losses = _loop(state, noise_sched, data, cfg, seed, start, out, on_step, earlier)
+    losses = _loop(state, noise_sched, data, cfg, seed, start, out, on_step, earlier, progress)
     ema.copy_to(unet.parameters())
     if dist.is_main():
         atomic_write_text(CycleFiles(out).train_log, "".join(json.dumps(r) + "\n" for r in losses))
@@ -154,11 +156,11 @@ def _train(images, cfg: TrainConfig, rt: RuntimeConfig, diff: DiffusionConfig, p
 
 
 def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, seed: int, start: int, out: Path,
-          on_step: Optional[Callable[[int], None]], rows: list[dict]) -> list[dict]:
+          on_step: Optional[Callable[[int], None]], rows: list[dict], progress: bool = True) -> list[dict]:
     """The training loop: one readable pass over steps ``start..cfg.steps``; ``rows`` is the log so far."""
     n, r, w = len(data), dist.rank(), dist.world_size()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not dist.show_progress(),
-               dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not (progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
     running, rows, t0, seen = torch.zeros((), device=data.device), list(rows), time.perf_counter(), 0
     st.model.train()
     for step in bar:
@@ -200,11 +202,6 @@ def _loop(st: TrainState, noise_sched, data: torch.Tensor, cfg: TrainConfig, see
         if on_step is not None:
             on_step(done)
     return rows
-
-
-def is_model(path: Path) -> bool:
-    """A finished model folder: a DDPMPipeline folder, or (runs before it) a bare UNet folder."""
-    return (Path(path) / "model_index.json").is_file() or (Path(path) / "config.json").is_file()
 
 
 def load_unet(path: Path, device: torch.device) -> UNet2DModel:

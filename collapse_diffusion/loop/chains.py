@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..core.errors import UserError
-from .config import ExperimentConfig
+from ..core.layout import RunLayout
+from .experiment import ExperimentConfig
 
 SHARED = "shared"
 
@@ -94,21 +95,22 @@ def make_rules(cfg: ExperimentConfig, run: str, cli: str = "$(CD)") -> str:
     several = len(seeds_of(cfg)) > 1
     lines = [f"# made by `collapse-diffusion chains --make` for {run}: one target per chain and cycle", ""]
     last: list[str] = []
+    layout = RunLayout(run)
     for seed in seeds_of(cfg):
-        study = f"{run}/seed_{seed}" if several else run
-        first = f"{study}/shared/cycle_01/metrics.json"
+        study = layout.seed(seed) if several else layout
+        first = study.shared.metrics
         p0, a0 = cfg.study.paradigms[0], cfg.study.arms[0].name
-        lines += [f"{first}: | {run}/config.yaml", f"\t{cli} cycle {study} {p0}/{a0} 1 --wait", ""]
+        lines += [f"{first}: | {layout.config}", f"\t{cli} cycle {study.root} {p0}/{a0} 1 --wait", ""]
         for chain in (c for c in chains(cfg) if c.seed == seed):
             before = first
             for cycle in range(2, cfg.study.cycles + 1):
-                target = f"{study}/{chain.paradigm}/{chain.arm}/cycle_{cycle:02d}/metrics.json"
-                lines += [f"{target}: {before}", f"\t{cli} cycle {study} {chain.paradigm}/{chain.arm} {cycle} --wait",
-                          ""]
+                target = study.cycle(chain.paradigm, chain.arm, cycle).metrics
+                lines += [f"{target}: {before}",
+                          f"\t{cli} cycle {study.root} {chain.paradigm}/{chain.arm} {cycle} --wait", ""]
                 before = target
             last.append(before)
     jobs = len(placement(cfg, len(chains(cfg)), gpus=0))
-    lines += [f"CHAIN_TARGETS := {' '.join(last)}", f"JOBS ?= {jobs}", ""]
+    lines += [f"CHAIN_TARGETS := {' '.join(map(str, last))}", f"JOBS ?= {jobs}", ""]
     return "\n".join(lines)
 
 
@@ -121,7 +123,7 @@ def placement(cfg: ExperimentConfig, jobs: int, gpus: Optional[int] = None) -> l
     cycle's single-thread trainings are overhead-bound, so three on two cores end in one round
     rather than two: benchmarks/RESULTS.md, "Training"). One slot under torchrun, on one GPU, or
     on a named GPU (DDP and single-device runs train one model at a time). Never more than ``jobs``."""
-    from ..diffusion import distributed
+    from ..core import runtime as distributed
     device = cfg.runtime.device
     if distributed.world_size() > 1:
         return ["main"]

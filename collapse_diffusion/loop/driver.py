@@ -4,103 +4,24 @@ metrics.jsonl. Idempotent and resumable: every stage skips what its files alread
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
-from ..core import lock
-from ..core.errors import UserError
-from ..core.io import atomic_write_text, remove_stale_temporaries
+from ..core import runtime as distributed
+from ..core.io import atomic_write_text
 from ..core.layout import RunLayout
-from ..diffusion import distributed
-from .chains import SHARED, Chain, chains, parse_chains, placement
-from .config import ExperimentConfig
+from .chains import Chain, chains, placement
 from .stages import metrics_row, run_cycle, stage_select
-from .study import Study, open_studies, open_study, resolve_arm
+from .study import Study, open_study
 
 log = logging.getLogger(__name__)
-
-
-def cycle_command(study: Study, spec: str, cycle: int) -> Path:
-    """Run one cycle of one arm (the CLI's `cycle`), holding its chain (and for cycle 1 the shared
-    cycle) against other processes; D_n is selected first when the previous cycle is done and it
-    is missing, so `cycle RUN p/a n` needs only cycle n-1 finished (the Makefile's targets)."""
-    paradigm, arm = resolve_arm(study, spec)
-    if not 1 <= cycle <= study.cfg.study.cycles:
-        raise UserError(f"cycle must be between 1 and {study.cfg.study.cycles}")
-    with ExitStack() as held:
-        held.enter_context(distributed.cpu_threads(study.cfg.runtime.threads))
-        for part in ([SHARED] if cycle == 1 else []) + [chain_part(paradigm, arm)]:
-            held.enter_context(_rank0(lock.part, study.root, part))
-        clean_parts(study, [(paradigm, arm)], shared=cycle == 1)
-        if cycle > 1 and not study.files(paradigm, arm, cycle).train.exists():
-            if not study.files(paradigm, arm, cycle - 1).metrics.exists():
-                raise UserError(f"D_{cycle} of {paradigm}/{arm} does not exist yet; run cycle {cycle - 1} first")
-            distributed.run_on_main(stage_select, study, paradigm, arm, cycle - 1)
-        return run_cycle(study, paradigm, arm, cycle)
-
-
-def run_only(root: Path, cfg: ExperimentConfig, specs: list[str], wait: bool) -> list[Chain]:
-    """`run --only`: some chains of a study, beside other processes that work on other chains of
-    the same run directory (a `make -j` target, a SLURM array task, a GPU of its own). Their seeds'
-    cycle 1 comes first, made here unless another process has made it or is making it (then this
-    one waits for it). Returns the chains run; `run` without --only merges them into metrics.jsonl."""
-    wanted = parse_chains(cfg, specs)
-    with ExitStack() as held:
-        held.enter_context(_rank0(lock.shared, root, wait))
-        with _rank0(lock.part, root, "init"):  # chain jobs started at once on a fresh folder: one initialises
-            studies = open_studies(root, cfg, clean=False)
-        seeds = list(dict.fromkeys(c.seed for c in wanted))
-        mine = [s for s in studies if s.cfg.seed in seeds]
-        for s in mine:
-            if s.root != root:
-                held.enter_context(_rank0(lock.shared, s.root, wait))
-        with ExitStack() as first:
-            for s in mine:
-                first.enter_context(_rank0(lock.part, s.root, SHARED))
-                clean_parts(s, [], shared=True)
-            run_studies(mine, root, only=[Chain(seed, SHARED) for seed in seeds])
-        rest = [c for c in wanted if not c.shared]
-        for c in rest:
-            s = next(x for x in mine if x.cfg.seed == c.seed)
-            held.enter_context(_rank0(lock.part, s.root, chain_part(c.paradigm, c.arm)))
-            clean_parts(s, [(c.paradigm, c.arm)], shared=False)
-        if rest:
-            run_studies(mine, root, only=rest)
-    return wanted
-
-
-def _rank0(locker, *args):
-    """A lock held by rank 0 alone: torchrun's ranks work on one run together."""
-    from contextlib import nullcontext
-    return locker(*args) if distributed.is_main() else nullcontext()
-
-
-def chain_part(paradigm: str, arm: str) -> str:
-    """The lock name of a chain's folder (core/lock.py)."""
-    return f"{paradigm}.{arm}"
-
-
-def clean_parts(study: Study, arms: list[tuple[str, str]], shared: bool) -> None:
-    """What a killed process left half-written in the parts of ``study`` this process now holds."""
-    if not distributed.is_main():
-        return
-    folders = [study.layout.shared.dir] if shared else []
-    folders += [study.root / p / a for p, a in arms]
-    for folder in folders:
-        if folder.exists():
-            remove_stale_temporaries(folder)
-
-
-def run_study(study: Study) -> Path:
-    """Every cycle of every arm of one single-seed study, then metrics.jsonl (resumable)."""
-    return run_studies([study], study.root)
 
 
 def run_studies(studies: list[Study], root: Path, only: Optional[list[Chain]] = None) -> Optional[Path]:
@@ -114,19 +35,26 @@ def run_studies(studies: list[Study], root: Path, only: Optional[list[Chain]] = 
     studies = [s for s in studies if only is None or any(c.seed == s.cfg.seed for c in only)]
     wanted = {s.root: [(c.paradigm, c.arm) for c in (only if only is not None else chains(s.cfg))
                        if c.seed == s.cfg.seed and not c.shared] for s in studies}
-    slots = placement(cfg, sum(max(1, len(wanted[s.root])) for s in studies))
+    pending = any(not _done(s, p, a, c) for s in studies for p, a in [_first(s)] + wanted[s.root]
+                  for c in range(1, cfg.study.cycles + 1))
+    # nothing to compute (the Makefile's final `run`): no worker processes, no model code imported
+    slots = placement(cfg, sum(max(1, len(wanted[s.root])) for s in studies)) if pending else ["main"]
     with distributed.cpu_threads(cfg.runtime.threads):  # every stage on runtime.threads, wherever it runs
-        return _drive(studies, root, wanted, slots, only is None)
+        return _drive(studies, root, wanted, slots, only is None, pending)
 
 
-def _drive(studies: list[Study], root: Path, wanted: dict, slots: list[str], merge: bool) -> Optional[Path]:
+def _done(study: Study, paradigm: str, arm: str, cycle: int) -> bool:
+    """Whether every file the cycle's stages write is there (they are checked when reused)."""
+    f = study.files(paradigm, arm, cycle)
+    return all(p.exists() for p in (f.model, f.samples, f.metrics, f.nn))
+
+
+def _drive(studies: list[Study], root: Path, wanted: dict, slots: list[str], merge: bool,
+           pending: bool = True) -> Optional[Path]:
     cfg = studies[0].cfg
     progress = _Progress(sum(1 + len(wanted[s.root]) * (cfg.study.cycles - 1) for s in studies))
-    for s in studies:  # the FD extractor is trained once, here, before workers read its cache
+    for s in studies if pending else ():  # the FD extractor is trained once, here, before workers read its cache
         s.extractor
-    quiet = os.environ.get("TQDM_DISABLE")
-    if len(slots) > 1:
-        os.environ["TQDM_DISABLE"] = "1"  # workers inherit it at spawn: no progress bars interleaved
     workers = _Workers(slots)
     try:
         todo = [(s, None, 1) for s in studies]  # (study, (paradigm, arm) or None for cycle 1, cycle)
@@ -145,8 +73,6 @@ def _drive(studies: list[Study], root: Path, wanted: dict, slots: list[str], mer
         raise
     finally:
         workers.close()
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE", None)
     if not merge:
         return None
     for s in studies:
@@ -160,8 +86,9 @@ def _drive(studies: list[Study], root: Path, wanted: dict, slots: list[str], mer
 
 class _Workers:
     """One worker process per slot (:func:`placement`), each pinned to its slot (one GPU, or a CPU
-    worker) and given one arm-cycle at a time; with the single slot 'main' every job runs here, in
-    the order it is started (the same on every torchrun rank)."""
+    worker) and given one arm-cycle at a time, its studies opened with that slot and without progress
+    bars; with the single slot 'main' every job runs here, in the order it is started (the same on
+    every torchrun rank)."""
 
     def __init__(self, slots: list[str]):
         self.slots = slots
@@ -181,7 +108,7 @@ class _Workers:
         if slot not in self.pools:
             self.pools[slot] = ProcessPoolExecutor(1, mp_context=_spawn(), initializer=_init_worker,
                                                    initargs=(os.getpid(), slot))
-        self.busy[slot] = (_submit(self.pools[slot], study, paradigm, arm, cycle), key)
+        self.busy[slot] = (_submit(self.pools[slot], slot, study, paradigm, arm, cycle), key)
 
     def finished(self) -> list[tuple[tuple, dict]]:
         """The jobs that have ended, in the order of the slots: (key, metrics row)."""
@@ -213,22 +140,22 @@ def produce(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
     return metrics_row(study, paradigm, arm, cycle)
 
 
-_WORKER_STUDIES: dict[str, Study] = {}
+_WORKER_STUDIES: dict[str, Study] = {}  # a worker process's studies, opened once (their features cached)
 
 
-def _produce_job(root: str, paradigm: str, arm: str, cycle: int) -> dict:
+def _produce_job(root: str, slot: str, paradigm: str, arm: str, cycle: int) -> dict:
     if root not in _WORKER_STUDIES:
-        _WORKER_STUDIES[root] = open_study(Path(root))
+        _WORKER_STUDIES[root] = dataclasses.replace(open_study(Path(root)), slot=slot, progress=False)
     return produce(_WORKER_STUDIES[root], paradigm, arm, cycle)
 
 
-def _submit(pool: ProcessPoolExecutor, study: Study, paradigm: str, arm: str, cycle: int) -> Future:
+def _submit(pool: ProcessPoolExecutor, slot: str, study: Study, paradigm: str, arm: str, cycle: int) -> Future:
     """One arm-cycle in a worker. Workers the pool starts meanwhile begin with Ctrl-C ignored
     (SIG_IGN is inherited across exec), so an interrupt reaches the study process alone, at any moment."""
     import signal
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return pool.submit(_produce_job, str(study.root), paradigm, arm, cycle)
+        return pool.submit(_produce_job, str(study.root), slot, paradigm, arm, cycle)
     finally:
         signal.signal(signal.SIGINT, before)
 
@@ -244,8 +171,7 @@ def _init_worker(parent: int, slot: str) -> None:
 def pin(slot: str) -> None:
     """Pin this worker process to its slot before anything touches CUDA: a GPU slot ('cuda:2')
     becomes the only GPU it sees, so its `auto` and `cuda` devices are that GPU; a CPU slot
-    ('cpu:1') changes nothing. The slot is recorded beside each stage's time (timings.jsonl)."""
-    distributed.SLOT = slot
+    ('cpu:1') changes nothing. The slot itself travels with each job (``Study.slot``)."""
     if slot.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.split(":")[1]
 

@@ -1,15 +1,19 @@
 """The ``metrics.jsonl`` schema: one flat row per (seed, paradigm, arm, cycle) (docs/method.md §4).
 
 The columns are the study context (who produced the row) followed by every column the metric
-records declare (``records.columns_of``); the one metric named here is the ranking's sort key (the
-lineage-aware memorization rate). ``CycleRow`` is the typed, frozen form of a row; a row written
-by an older version lacks the columns added since, and reads with those set to None.
+records declare (``records.columns_of``); the ranking's columns are those the records mark ``rank``,
+the copy share first. :func:`read_rows` is the one reader of rows files. ``CycleRow`` is the typed,
+frozen form of a row; a row written by an older version lacks the columns added since, and reads with
+those set to None.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any, Optional
 
+from ..core.errors import UserError
 from ..core.records import Column, columns_of, get_path
 from ..measure.evaluate import CycleMetrics
 from ..selection.record import SELECTION, SelectionReport
@@ -42,6 +46,27 @@ def cycle_row(context: dict, metrics: CycleMetrics, selection: Optional[Selectio
     values.update({c.name: get_path(metrics, c.source) for c in METRIC_COLUMNS})
     values.update({c.name: get_path(selection, c.source) for c in SELECTION_COLUMNS})
     return dataclasses.asdict(CycleRow(**values))  # an unknown key is a TypeError here, not at report time
+
+
+def read_rows(path: str | Path, extra: Optional[dict] = None, normal: bool = True, hint: str = "",
+              keys: tuple[str, ...] = ("paradigm", "arm", "cycle")) -> list[dict]:
+    """The one reader of rows files (a run's metrics.jsonl and phase.jsonl, the shipped rows under
+    docs/results/): every row, with ``extra`` keys added and, with ``normal``, every schema column
+    present (:func:`normalize`). A line that is not a JSON object holding ``keys`` is a UserError
+    naming the file and line, followed by ``hint`` (what to do)."""
+    rows = []
+    for i, line in enumerate(Path(path).read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or any(row.get(k) is None for k in keys):
+            raise UserError(f"'{path}' line {i} is not a metrics row of this tool{hint}")
+        row = {**row, **(extra or {})}
+        rows.append(normalize(row) if normal else row)
+    return rows
 
 
 def normalize(row: dict) -> dict:

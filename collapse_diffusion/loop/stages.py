@@ -6,11 +6,12 @@
                     each sample's lineage root) -> select -> next cycle's train.npz (D_{n+1})
 
 Each stage reads the previous stage's files (``layout.CycleFiles``), writes its own atomically,
-and is skipped when they exist, so a killed run resumes where it stopped.
+and is skipped when they exist, so a killed run resumes where it stopped. The model code (torch,
+diffusers) is imported by the stages that run it, so a process that finds every stage done (`run`
+merging the rows of finished chains) starts in a second.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -20,17 +21,14 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core import runtime as distributed
 from ..core.io import atomic_write_json, check_sealed, read_json, seal
-from ..core.layout import CycleFiles
+from ..core.layout import CycleFiles, is_model
 from ..core.seeds import derive_seed
 from ..data.images import load_npz
-from ..diffusion import distributed
-from ..diffusion.sample import generate, save_grid
-from ..diffusion.train import is_model, train
 from ..measure.evaluate import CycleMetrics, evaluate_to
-from ..measure.returns import probe_model
 from ..selection.paradigms import next_training_set
-from ..selection.pipeline import Chooser
+from ..selection.pipeline import ArmInputs, Chooser
 from ..selection.record import SelectionReport
 from .rows import cycle_row
 from .study import Study
@@ -39,37 +37,40 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def timed(files: CycleFiles, stage: str) -> Iterator[None]:
-    """Append the stage's wall time and the worker slot that ran it to timings.jsonl once it
-    succeeds, from rank 0 only (every rank runs the stage; the time is counted once).
+def timed(files: CycleFiles, stage: str, slot: str) -> Iterator[None]:
+    """Append the stage's wall time and the worker slot that ran it (``Study.slot``) to timings.jsonl
+    once it succeeds, from rank 0 only (every rank runs the stage; the time is counted once).
     Informational: nothing reads it back but the report and the benchmarks."""
     t0 = time.perf_counter()
     yield
     if distributed.is_main():
         with open(files.timings, "a") as fh:
             fh.write(json.dumps({"stage": stage, "seconds": round(time.perf_counter() - t0, 3),
-                                 "slot": distributed.SLOT}) + "\n")
+                                 "slot": slot}) + "\n")
 
 
 def stage_train(study: Study, f: CycleFiles, cycle: int) -> None:
     if is_model(f.model):  # finished: reused once its files are what was written
         check_sealed(f.model)
         return
+    from ..diffusion.train import train
     c = study.cfg
     log.info("train %s", f.dir)
-    with timed(f, "train"):
+    with timed(f, "train", study.slot):
         train(load_npz(f.train).images, c.train, c.diffusion, c.model.preset, f.dir,
-              derive_seed(c.seed, cycle, "train"), runtime=c.runtime)
+              derive_seed(c.seed, cycle, "train"), runtime=c.runtime, progress=study.progress)
 
 
 def stage_sample(study: Study, f: CycleFiles, cycle: int, n: int) -> None:
     if f.samples.exists():  # finished: reused once its files are what was written
         check_sealed(f.samples)
         return
+    from ..diffusion.sample import generate, save_grid
     c = study.cfg
     log.info("sample %d images %s", n, f.dir)
-    with timed(f, "sample"):
-        g = generate(f.model, n, derive_seed(c.seed, cycle, "sample"), c.sample, c.diffusion, c.runtime, cycle)
+    with timed(f, "sample", study.slot):
+        g = generate(f.model, n, derive_seed(c.seed, cycle, "sample"), c.sample, c.diffusion, c.runtime, cycle,
+                     progress=study.progress)
         if distributed.is_main():
             save_grid(g.images[:64], f.samples_grid, nrow=8)
             g.save(f.samples)
@@ -83,8 +84,9 @@ def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     if f.metrics.exists():  # finished: reused once its files are what was written
         check_sealed(f.nn, f.metrics)
         return
+    from ..measure.probe import probe_model
     c = study.cfg
-    with timed(f, "evaluate"):
+    with timed(f, "evaluate", study.slot):
         train_set = load_npz(f.train)
         probe = (probe_model(f.model, train_set.images, derive_seed(c.seed, cycle, "probe"), c.diffusion, c.runtime)
                  if c.eval.probe else None)
@@ -100,27 +102,29 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     if out.train.exists():  # finished: reused once its files are what was written
         check_sealed(out.train, out.selection)
         return
-    c, a = study.cfg, study.arm(arm)
+    c = study.cfg
     # the pool: the r*N candidates of each cycle (samples.npz holds more images after them, for evaluation only)
     generated = [load_npz(study.files(paradigm, arm, i).samples).take(np.arange(study.candidates))
                  for i in range(1, cycle + 1)]
     current = load_npz(study.files(paradigm, arm, cycle).train)
-    chooser = Chooser(study, paradigm, arm, cycle, current)
-    rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", f"{paradigm}/{arm}"))
-    nxt = next_training_set(paradigm, a, chooser, study.real_pool, current, generated, study.n, cycle,
-                            c.study.oversample, c.study.fresh_fraction, rng)
-    if chooser.report is None:  # no chooser call: vanilla's equal shares of accumulate-subsample, `all`
-        pooled = generated if paradigm == "accumulate-subsample" else generated[-1:]
-        made = sum(len(g) for g in pooled)
-        real = study.n if paradigm == "accumulate-subsample" else 0
-        chooser.report = SelectionReport(pool=made + real, size=len(nxt), pool_generated=made, pool_real=real)
-    report = chooser.report
-    report = dataclasses.replace(report, real_anchors=int(a.real_anchor if paradigm != "accumulate" else 0))
+    inputs = arm_inputs(study, paradigm, arm, cycle, current)
+    rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", inputs.key))
+    nxt, report = next_training_set(paradigm, inputs.arm, Chooser(inputs), study.real_pool, current, generated,
+                                    study.n, cycle, c.study.oversample, c.study.fresh_fraction, rng)
     log.info("select %s/%s cycle %d -> %d images (real share %.3f)", paradigm, arm, cycle + 1, len(nxt),
              nxt.real_share)
     atomic_write_json(out.selection, report.to_dict())
     nxt.save(out.train)
     seal(out.selection, out.train)
+
+
+def arm_inputs(study: Study, paradigm: str, arm: str, cycle: int, current) -> ArmInputs:
+    """What the arm's selection of D_{cycle+1} reads (selection.pipeline.ArmInputs), from the study."""
+    c, key = study.cfg, f"{paradigm}/{arm}"
+    return ArmInputs(study.arm(arm), paradigm, c.seed, cycle, c.eval.memorization_threshold, c.diffusion,
+                     c.runtime.device, cycle_files=lambda i: study.files(paradigm, arm, i),
+                     features=lambda s: study.features(key, s),
+                     lineage_roots=lambda s: study.lineage_roots(paradigm, arm, s), current=current)
 
 
 def run_cycle(study: Study, paradigm: str, arm: str, cycle: int, select_next: bool = True) -> Path:

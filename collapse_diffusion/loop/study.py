@@ -11,30 +11,37 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from ..core import runtime as distributed
 from ..core.errors import UserError
 from ..core.io import check_sealed, seal
 from ..core.layout import CycleFiles, RunLayout
 from ..data.images import ImageSet, load_npz
 from ..data.sources import extractor_pool, load_real, load_source
-from ..diffusion import distributed
 from ..diffusion.model import check_fits
-from ..measure.features import Extractor, get_extractor
 from ..selection.paradigms import real_pool_size
 from ..selection.registry import ArmConfig
-from .config import ExperimentConfig, check_study, claim_folder, load_config
+from .experiment import ExperimentConfig, check_study, claim_folder, load_config
+
+if TYPE_CHECKING:
+    from ..measure.features import Extractor
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Study:
-    """A single-seed run directory and its config: everything a stage needs to find its inputs."""
+    """A single-seed run directory and its config: everything a stage needs to find its inputs, and
+    how this process runs its stages: the worker ``slot`` it is pinned to (recorded beside each
+    stage's time; 'main', 'cpu:1', 'cuda:2') and whether it draws progress bars (``progress``: off in
+    a study's worker processes, whose bars would interleave)."""
     root: Path
     cfg: ExperimentConfig
+    slot: str = "main"
+    progress: bool = True
     _feature_cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -55,9 +62,6 @@ class Study:
     def files(self, paradigm: str, arm: str, cycle: int) -> CycleFiles:
         return self.layout.cycle(paradigm, arm, cycle)
 
-    def cycle_dir(self, paradigm: str, arm: str, cycle: int) -> Path:
-        return self.files(paradigm, arm, cycle).dir
-
     @cached_property
     def real_pool(self) -> ImageSet:
         return load_npz(self.layout.real)
@@ -69,12 +73,12 @@ class Study:
         return load_npz(path) if path.exists() else self.real_pool
 
     @cached_property
-    def extractor(self) -> Optional[Extractor]:
+    def extractor(self) -> Optional["Extractor"]:
         e = self.cfg.eval
         if e.extractor != "inception" and (self.real_pool.labels < 0).any():
             log.warning("real data has no labels and eval.extractor is not inception: FD is not computed")
             return None
-        return get_extractor(e, self.extractor_images, self.cfg.data.source, self.layout.extractor, self.cfg.seed)
+        return extractor_for(self.cfg, self.extractor_images, self.layout.extractor)
 
     @cached_property
     def real_features(self) -> Optional[np.ndarray]:
@@ -118,6 +122,16 @@ class Study:
                     if "root" in z:
                         roots[rows] = z["root"][s.provenance[rows, 1]]
         return roots
+
+
+def extractor_for(cfg: ExperimentConfig, images: Optional[ImageSet] = None, cache: Optional[Path] = None
+                  ) -> "Extractor":
+    """The FD extractor of ``cfg`` (eval.extractor): the classifier trains on ``images`` (default: the
+    seeded labelled pool every study of this data and seed uses) and is cached under ``cache``
+    (default: the user's cache folder); Inception reads its local weights."""
+    from ..measure.features import default_cache, get_extractor
+    images = extractor_pool(cfg.data, cfg.seed) if images is None else images
+    return get_extractor(cfg.eval, images, cfg.data.source, cache or default_cache(), cfg.seed)
 
 
 def open_study(root: Path, cfg: ExperimentConfig | None = None) -> Study:

@@ -38,7 +38,7 @@ def copies(generated: ImageSet, train: ImageSet, real: Optional[ImageSet] = None
     """The copy rule on ``generated`` against ``train`` (and ``real``), in pixel space (0-255); with
     ``model`` (a trained model folder) the memorizer share of ``train`` under that model."""
     from .memorization import nn_report
-    from .returns import probe_model
+    from .probe import probe_model
     g = generated.flat().astype(np.float64)
     vs_train, arrays = nn_report(g, train.flat().astype(np.float64), train_roots=train.provenance)
     vs_real = nn_report(g, real.flat().astype(np.float64))[0] if real is not None and len(real) >= 2 else None

@@ -21,14 +21,13 @@ from ..core.records import Col, Record, detail, format_value, metric
 from .entropy import EntropyStats
 from .fid import FDReport
 from .memorization import NNReport, trace_cov
-from .returns import ReturnReport
+from .probe import ReturnReport
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
     from .features import Extractor
 
 PIXEL_SPACE = "pixel 0-255"
-PER_SAMPLE = ("copy", "ratios", "ratios_lineage", "nn_index", "nn_dist")
 TRAIN_SET, GENERATED_SET = "train_set", "generated_set"
 
 

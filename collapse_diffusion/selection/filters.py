@@ -9,8 +9,9 @@
   ``recall`` and real images with probability ``false_positive``; flagged images leave the pool.
 
 When fewer than the target size survive, the least suspect dropped images top the set up (counted).
-Each filter takes the arm's ``pipeline.Chooser`` (its run, arm and cycle) and the pool indices still
-in play, and returns the indices it keeps, how many of them it took back, and what it dropped.
+Each filter takes the arm's ``pipeline.Chooser`` (its ``ArmInputs``: arm, cycle, threshold, the
+paths of the arm's cycles) and the pool indices still in play, and returns the indices it keeps, how
+many of them it took back, and what it dropped.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def keep_or_top_up(keep: np.ndarray, badness: np.ndarray, size: int) -> tuple[np
 def memorization_filter(ch, pool: ImageSet, idx: np.ndarray, size: int) -> tuple[np.ndarray, int, dict]:
     """Drop the candidates whose lineage-aware NN1/NN2 ratio is below the memorization threshold."""
     ratios = copy_ratios(ch, pool.take(idx))
-    copies = ratios < ch.run.cfg.eval.memorization_threshold
+    copies = ratios < ch.inputs.threshold
     sub, back = keep_or_top_up(~copies, -ratios, size)
     return idx[sub], back, {"memfilter_dropped": int(copies.sum())}
 
@@ -55,10 +56,9 @@ def self_verification(ch, pool: ImageSet, idx: np.ndarray, size: int) -> tuple[n
     """Drop the candidates the generating model denoises least well: all but N (verify: top) or the
     least confident reject_fraction (verify: reject), never below N."""
     from .verify import denoising_scores
-    a, cfg = ch.arm, ch.run.cfg
-    scores = denoising_scores(ch.run.files(ch.paradigm, ch.name, ch.cycle).model, pool.images[idx], cfg.diffusion,
-                              a.verify_timesteps, a.verify_noise, derive_seed(cfg.seed, ch.cycle, "verify"),
-                              cfg.runtime.device)
+    a, inp = ch.arm, ch.inputs
+    scores = denoising_scores(inp.files(ch.cycle).model, pool.images[idx], inp.diffusion, a.verify_timesteps,
+                              a.verify_noise, derive_seed(inp.seed, ch.cycle, "verify"), inp.device)
     drop = len(idx) - size if a.verify == "top" else int(np.floor(a.reject_fraction * len(idx)))
     drop = max(0, min(drop, len(idx) - size))
     keep = np.ones(len(idx), bool)
@@ -76,7 +76,7 @@ def copy_ratios(ch, pool: ImageSet) -> np.ndarray:
             continue
         rows = np.flatnonzero(pool.provenance[:, 0] == c)
         j = pool.provenance[rows, 1]
-        with np.load(ch.run.files(ch.paradigm, ch.name, int(c)).nn) as z:
+        with np.load(ch.inputs.files(int(c)).nn) as z:
             ratios[rows] = z["ratios_lineage"][j]
         if ch.arm.filter_against == "all":
             ratios[rows] = np.minimum(ratios[rows], _ratios_vs_all(ch, pool.take(rows), int(c)))
@@ -86,8 +86,8 @@ def copy_ratios(ch, pool: ImageSet) -> np.ndarray:
 def _ratios_vs_all(ch, images: ImageSet, cycle: int) -> np.ndarray:
     from ..data.images import load_npz
     from ..measure.memorization import nn_report
-    sets = [load_npz(ch.run.files(ch.paradigm, ch.name, i).train) for i in range(1, cycle + 1)]
+    sets = [load_npz(ch.inputs.files(i).train) for i in range(1, cycle + 1)]
     ref = ImageSet.concat(sets)
-    roots = np.concatenate([ch.run.lineage_roots(ch.paradigm, ch.name, s) for s in sets])
-    _, arrays = nn_report(images.flat(), ref.flat(), ch.run.cfg.eval.memorization_threshold, roots)
+    roots = np.concatenate([ch.inputs.lineage_roots(s) for s in sets])
+    _, arrays = nn_report(images.flat(), ref.flat(), ch.inputs.threshold, roots)
     return arrays["ratios_lineage"]

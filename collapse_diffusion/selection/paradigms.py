@@ -13,15 +13,18 @@ Provenance travels with every image, so the real share of D_{n+1} is exact.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
 
 from ..data.images import ImageSet
+from .record import SelectionReport
 from .registry import ArmConfig
 
-# (pool features or images, n, rng) -> indices; bound to an arm and a feature space by the caller
-Chooser = Callable[[ImageSet, int, np.random.Generator], np.ndarray]
+# (pool, n, rng) -> n indices into the pool; bound to an arm and a feature space by the caller
+# (pipeline.Chooser, which also records a SelectionReport of what its filters did)
+PickFn = Callable[[ImageSet, int, np.random.Generator], np.ndarray]
 
 
 def target_size(arm: ArmConfig, n: int, oversample: float) -> int:
@@ -49,23 +52,33 @@ def equal_shares_arm(arm: ArmConfig) -> bool:
     return arm.entry.equal_shares and arm.provenance is None
 
 
-def next_training_set(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
+def next_training_set(paradigm: str, arm: ArmConfig, choose: PickFn, real_pool: ImageSet, current: ImageSet,
                       generated: list[ImageSet], n: int, cycle: int, oversample: float, fresh_fraction: float,
-                      rng: np.random.Generator) -> ImageSet:
-    """D_{cycle+1} from D_cycle (``current``) and G_1..G_cycle (``generated``, candidates of each cycle).
+                      rng: np.random.Generator) -> tuple[ImageSet, SelectionReport]:
+    """D_{cycle+1} from D_cycle (``current``) and G_1..G_cycle (``generated``, candidates of each cycle),
+    and the record of how it was chosen.
 
     ``real_pool`` holds R = D_1 in its first N rows and, under fresh, the unused real images after.
     With ``arm.real_anchor = m`` the first m images of R are in every training set and the paradigm
-    fills the other size - m (accumulate keeps all of D_1 anyway).
+    fills the other size - m (accumulate keeps all of D_1 anyway). The record is the chooser's
+    (``choose.report``, what its filters did); where nothing chose (vanilla's equal shares of
+    accumulate-subsample, ``all``) it counts the pool the paradigm drew from.
     """
     size = target_size(arm, n, oversample)
     m = arm.real_anchor if paradigm != "accumulate" else 0
     anchor = real_pool.take(np.arange(m))
     rest = _build(paradigm, arm, choose, real_pool, current, generated, n, m, size - m, cycle, fresh_fraction, rng)
-    return ImageSet.concat([anchor, rest]) if m else rest
+    out = ImageSet.concat([anchor, rest]) if m else rest
+    report = getattr(choose, "report", None)
+    if report is None:
+        pooled = generated if paradigm == "accumulate-subsample" else generated[-1:]
+        made = sum(len(g) for g in pooled)
+        real = n if paradigm == "accumulate-subsample" else 0
+        report = SelectionReport(pool=made + real, size=len(out), pool_generated=made, pool_real=real)
+    return out, dataclasses.replace(report, real_anchors=int(m))
 
 
-def _build(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, current: ImageSet,
+def _build(paradigm: str, arm: ArmConfig, choose: PickFn, real_pool: ImageSet, current: ImageSet,
            generated: list[ImageSet], n: int, m: int, size: int, cycle: int, fresh_fraction: float,
            rng: np.random.Generator) -> ImageSet:
     """The training set without its anchors (``m`` real images already taken)."""
@@ -90,7 +103,7 @@ def _build(paradigm: str, arm: ArmConfig, choose: Chooser, real_pool: ImageSet, 
     raise ValueError(f"unknown paradigm '{paradigm}'")
 
 
-def _pick(arm: ArmConfig, choose: Chooser, candidates: ImageSet, size: int, rng: np.random.Generator) -> ImageSet:
+def _pick(arm: ArmConfig, choose: PickFn, candidates: ImageSet, size: int, rng: np.random.Generator) -> ImageSet:
     if arm.entry.keeps_all:
         return candidates.take(np.arange(min(size, len(candidates))))
     return candidates.take(choose(candidates, size, rng))

@@ -14,7 +14,8 @@ deterministic given its numpy Generator.
   to its nearest remaining neighbour (optionally counting a reference set such as D_n as
   neighbours) until N remain. Of a mutually nearest pair, the one whose second-nearest remaining
   neighbour is closer goes. Only the points whose nearest neighbour was removed are searched again.
-All three raise the KL entropy of the selected set: they greedily maximise sum log of 1-NN distances.
+Greedy, tdf and klprune raise the KL entropy of the selected set: each greedily maximises the sum of
+log 1-NN distances (random is the control).
 """
 from __future__ import annotations
 

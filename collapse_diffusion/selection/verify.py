@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core import runtime as dist
 from ..core.config import DiffusionConfig
 from ..data.images import to_model
-from ..diffusion import distributed as dist
 from ..diffusion.process import make_scheduler
 
 
