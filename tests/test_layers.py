@@ -70,6 +70,9 @@ def test_reading_a_run_loads_neither_torch_nor_diffusers():
             "import collapse_diffusion.analysis.report, collapse_diffusion.analysis.findings\n"
             "import collapse_diffusion.analysis.results, collapse_diffusion.analysis.phase\n"
             "import collapse_diffusion.loop.experiment, collapse_diffusion.loop.rows\n"
+            "import collapse_diffusion.analysis.pages, collapse_diffusion.experiments.pages\n"
+            "import collapse_diffusion.experiments.copy_suite, collapse_diffusion.experiments.factorial_tables\n"
+            "import collapse_diffusion.core.runtime, collapse_diffusion.cli\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'torchvision') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

@@ -36,6 +36,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,16 +134,21 @@ def _refused(root: Path, holder: str) -> UserError:
     return UserError(f"'{root}' is in use by {holder}; wait for it to end, or pass --wait to start when it does")
 
 
-def _holder(fh: TextIO) -> str:
+def _holder(fh: TextIO, patience: float = 1.0) -> str:
     """The last holder line of a lock file, read through ``fh`` itself: opening and closing the file
-    a second time would drop this process's lock on it."""
-    try:
-        fd = fh.fileno()
-        text = os.pread(fd, max(os.fstat(fd).st_size, 1), 0).decode(errors="replace")
-    except (OSError, ValueError):
-        text = ""
-    lines = text.strip().splitlines()
-    return lines[-1].strip() if lines else "another process"
+    a second time would drop this process's lock on it. A holder that has just taken the lock writes
+    its line a moment later: an empty file is read again for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fd = fh.fileno()
+            text = os.pread(fd, max(os.fstat(fd).st_size, 1), 0).decode(errors="replace")
+        except (OSError, ValueError):
+            text = ""
+        lines = text.strip().splitlines()
+        if lines or time.monotonic() > deadline:
+            return lines[-1].strip() if lines else "another process"
+        time.sleep(0.02)
 
 
 def _acquire(root: Path, path: Path, shared: bool, wait: bool) -> tuple[str, _Hold, int]:

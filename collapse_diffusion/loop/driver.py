@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -39,7 +40,8 @@ def run_studies(studies: list[Study], root: Path, only: Optional[list[Chain]] = 
                   for c in range(1, cfg.study.cycles + 1))
     # nothing to compute (the Makefile's final `run`): no worker processes, no model code imported
     slots = placement(cfg, sum(max(1, len(wanted[s.root])) for s in studies)) if pending else ["main"]
-    with distributed.cpu_threads(cfg.runtime.threads):  # every stage on runtime.threads, wherever it runs
+    # every stage on runtime.threads, wherever it runs (nothing to run: torch is not even imported)
+    with distributed.cpu_threads(cfg.runtime.threads) if pending else nullcontext():
         return _drive(studies, root, wanted, slots, only is None, pending)
 
 
@@ -135,7 +137,8 @@ def _first(study: Study) -> tuple[str, str]:
 
 def produce(study: Study, paradigm: str, arm: str, cycle: int) -> dict:
     """Train, sample and evaluate one cycle of one arm (files skipped when present); its metrics row."""
-    with distributed.cpu_threads(study.cfg.runtime.threads):
+    done = _done(study, paradigm, arm, cycle)  # its finished files are checked, nothing computed
+    with distributed.cpu_threads(study.cfg.runtime.threads) if not done else nullcontext():
         run_cycle(study, paradigm, arm, cycle, select_next=False)
     return metrics_row(study, paradigm, arm, cycle)
 

@@ -70,6 +70,27 @@ def test_kill9_anywhere_and_make_resumes_to_the_same_rows(tmp_path, tiny_config,
     assert (run / "metrics.jsonl").read_text() == reference
 
 
+@pytest.mark.slow
+def test_a_process_with_nothing_to_compute_imports_no_model_code(tmp_path, tiny_config, cli):
+    """`run` on a finished study (the Makefile's last step) and `init` load neither torch nor diffusers:
+    they only check files and merge rows, so they start in about a second, not the ~13 s the model
+    code takes to import."""
+    config = tmp_path / "small.yaml"
+    config.write_text(f"base: {tiny_config}\nstudy: {{cycles: 2, paradigms: [replace],\n"
+                      "  arms: [{name: vanilla, selector: random}]}\n")
+    run = tmp_path / "run"
+    cli("run", config, "--run-dir", run, "--no-report")
+    rows_before = (run / "metrics.jsonl").read_text()
+    code = ("import sys\nfrom collapse_diffusion.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n"
+            "    print(e.code, sorted(m for m in ('torch', 'diffusers') if m in sys.modules))\n")
+    for args in (["run", str(config), "--run-dir", str(run), "--no-report"],
+                 ["init", str(config), "--run-dir", str(run)]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+        assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout[-500:] + out.stderr[-2000:]
+    assert (run / "metrics.jsonl").read_text() == rows_before
+
+
 def _alive(pids) -> list[int]:
     return [w for w in pids if Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()]
 
