@@ -131,13 +131,18 @@ def _json_default(obj: Any) -> Any:
 MANIFEST = ".manifest.jsonl"  # one JSON line per finished file of a folder: name, size, SHA-256
 
 
-def _sha256(path: Path) -> str:
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``algorithm``: any name hashlib knows), read in 1 MiB blocks."""
     import hashlib
-    h = hashlib.sha256()
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    return file_digest(path)
 
 
 def _files(path: Path) -> list[Path]:

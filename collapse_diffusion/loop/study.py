@@ -83,11 +83,12 @@ class Study:
     @cached_property
     def real_features(self) -> Optional[np.ndarray]:
         """Features of the FD reference: every image of the pool (eval.fid_real = 0) or its first
-        eval.fid_real."""
+        eval.fid_real; computed once per content and extractor (``measure.features.cached_features``)."""
         if self.extractor is None:
             return None
+        from ..measure.features import cached_features
         pool = self.extractor_images
-        return self.extractor(pool.images[:self.cfg.eval.fid_real or len(pool)])
+        return cached_features(self.extractor, pool.images[:self.cfg.eval.fid_real or len(pool)])
 
     def features(self, key: str, images: ImageSet) -> np.ndarray:
         """Extractor features of ``images``; each image (by provenance, within ``key``'s arm) is

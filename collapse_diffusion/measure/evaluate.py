@@ -109,6 +109,7 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     H(G_n) and H(D_n) are estimated at equal n. ``train_roots`` (n, 2): lineage roots of D_n
     (default: the provenance, every image its own lineage).
     """
+    from .features import cached_features
     from .fid import fd_report
     from .memorization import nn_report
     check_shapes(generated=gen, train=train, real=real)
@@ -125,7 +126,7 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
         vs_real, real_arrays = nn_report(g, real.flat(), cfg.memorization_threshold)
         arrays.update({f"real_{k}": v for k, v in real_arrays.items()})
     if extractor is not None:
-        feats = real_features if real_features is not None else extractor(real.images)
+        feats = real_features if real_features is not None else cached_features(extractor, real.images)
         fd = fd_report(extractor, feats, gen.images, cfg.bootstrap, seed)
     metrics = CycleMetrics(space=f"{PIXEL_SPACE} (d={g.shape[1]})", train_set=set_stats(train, cfg.entropy_k),
                            generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k,
@@ -173,5 +174,6 @@ def _describe(r: Record) -> list[str]:
             ns = meta.get("n") or ()
             n = ", ".join(f"{k.replace('_', ' ')}={getattr(r, k)}" for k in ((ns,) if isinstance(ns, str) else ns))
             n = f" ({n})" if n else ""
-            out.append(f"{meta['label']} {format_value(value, meta['fmt'], ci)}{n}")
+            name = getattr(r, meta["name_field"]) if meta.get("name_field") else meta["label"]  # e.g. FID
+            out.append(f"{name} {format_value(value, meta['fmt'], ci)}{n}")
     return out + details

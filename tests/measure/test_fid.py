@@ -96,3 +96,31 @@ def test_precision_and_recall_equal_their_definition_and_read_a_collapse():
     assert precision_recall(real, gen) == pytest.approx((precision, recall), abs=1e-6)
     p, r = precision_recall(real, 0.2 * rng.normal(size=(300, 6)))
     assert p > 0.95 and r < 0.3
+
+
+def test_real_features_are_cached_per_content_and_network(tmp_path):
+    """cached_features computes the features of an image set once per content and network: the same
+    images again are read back (equal values, no forward pass), other images or other weights are
+    computed anew."""
+    from collapse_diffusion.measure.features import cached_features
+    calls = []
+
+    class Counting(ClassifierNet):
+        def forward(self, images):
+            calls.append(len(images))
+            return super().forward(images)
+
+    torch.manual_seed(0)
+    ex = Extractor("classifier-test", Counting(1, 10).eval(), {})
+    images = np.random.default_rng(0).integers(0, 256, (20, 1, 8, 8)).astype(np.uint8)
+    first = cached_features(ex, images, tmp_path)
+    assert np.array_equal(first, ex(images)) and first.dtype == np.float64 and calls == [20, 20]
+    assert np.array_equal(cached_features(ex, images.copy(), tmp_path), first) and calls == [20, 20]
+    cached_features(ex, images[::-1], tmp_path)
+    assert calls == [20, 20, 20]
+    torch.manual_seed(1)
+    other = Extractor("classifier-test", Counting(1, 10).eval(), {})
+    assert not np.array_equal(cached_features(other, images, tmp_path), first) and len(calls) == 4
+    for stored in (tmp_path / "features").iterdir():
+        stored.write_bytes(b"torn")  # a damaged file is computed again
+    assert np.array_equal(cached_features(ex, images, tmp_path), first) and len(calls) == 5
