@@ -31,12 +31,12 @@ Extractor = Literal["auto", "classifier", "inception"]
 @dataclass(frozen=True)
 class DataConfig:
     source: Source = "digits"
-    root: str = "data"               # folder for torchvision sets, or the folder/npz path
-    download: bool = False           # torchvision sets only; never implicit
+    root: str = "data"               # folder of the mnist/fashion-mnist/cifar10 files, or the folder/npz path
+    download: bool = False           # mnist, fashion-mnist, cifar10: torchvision downloads; never implicit
     n: int = 256                     # |R| = |D_1|, images
     fit: Fit = "none"                # how images reach data.resolution
     resolution: Optional[int] = None # pixels; None keeps the native size
-    train_split: bool = True         # torchvision sets: train (True) or test split
+    train_split: bool = True         # mnist, fashion-mnist, cifar10: the train (True) or the test split
 
 
 @dataclass(frozen=True)

