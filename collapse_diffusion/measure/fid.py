@@ -58,11 +58,15 @@ def _stats(x: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
 def frechet_from_stats(mu_a: "torch.Tensor", cov_a: "torch.Tensor", mu_b: "torch.Tensor",
                        cov_b: "torch.Tensor") -> "torch.Tensor":
     """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2)), float64 (D,) means and (D, D)
-    covariances. tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b,
-    which are real and non-negative for covariance matrices (imaginary round-off dropped)."""
+    covariances. S_a S_b is similar to the symmetric R S_b R with R = S_a^(1/2), so
+    tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of R S_b R: two symmetric
+    eigendecompositions (eigh), about ten times faster than the general eigenvalues of S_a S_b at
+    Inception's D = 2048, and real by construction (round-off below 0 clamped)."""
     import torch
     mean_term = (mu_a - mu_b).square().sum(dim=-1)
-    cross = torch.linalg.eigvals(cov_a @ cov_b).sqrt().real.sum(dim=-1)
+    lam, vec = torch.linalg.eigh(cov_a)
+    root = (vec * lam.clamp_min(0).sqrt()) @ vec.T
+    cross = torch.linalg.eigvalsh(root @ cov_b @ root).clamp_min(0).sqrt().sum(dim=-1)
     return mean_term + (cov_a.trace() + cov_b.trace()) - 2 * cross
 
 
