@@ -22,6 +22,13 @@ def make_study(config, run, **kw):
                             start_new_session=True, **kw)
 
 
+def cut_config(tmp_path, tiny_config, study: str) -> Path:
+    """tiny.yaml with its study section cut to ``study`` (YAML flow mapping), as a config file."""
+    config = tmp_path / "cut.yaml"
+    config.write_text(f"base: {tiny_config}\nstudy: {study}\n")
+    return config
+
+
 def rows(run):
     return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
@@ -45,9 +52,8 @@ def test_kill9_anywhere_and_make_resumes_to_the_same_rows(tmp_path, tiny_config,
     """`make study` killed with SIGKILL at three points inside the work, then run again, writes the
     rows of an uninterrupted run byte for byte. The study is the tiny one cut to one paradigm and two
     arms (each cycle is a process of its own under make: the kills are what is tested, not the size)."""
-    config = tmp_path / "kill.yaml"
-    config.write_text(f"base: {tiny_config}\nstudy: {{paradigms: [replace],\n"
-                      "  arms: [{name: vanilla, selector: random}, {name: greedy, selector: greedy}]}\n")
+    config = cut_config(tmp_path, tiny_config, "{paradigms: [replace], arms: [{name: vanilla, selector: random}, "
+                                                "{name: greedy, selector: greedy}]}")
     ref = tmp_path / "ref"
     cli("run", config, "--run-dir", ref, "--no-report")
     reference = (ref / "metrics.jsonl").read_text()
@@ -75,9 +81,8 @@ def test_a_process_with_nothing_to_compute_imports_no_model_code(tmp_path, tiny_
     """`run` on a finished study (the Makefile's last step) and `init` load neither torch nor diffusers:
     they only check files and merge rows, so they start in about a second, not the ~13 s the model
     code takes to import."""
-    config = tmp_path / "small.yaml"
-    config.write_text(f"base: {tiny_config}\nstudy: {{cycles: 2, paradigms: [replace],\n"
-                      "  arms: [{name: vanilla, selector: random}]}\n")
+    config = cut_config(tmp_path, tiny_config, "{cycles: 2, paradigms: [replace], arms: [{name: vanilla, "
+                                                "selector: random}]}")
     run = tmp_path / "run"
     cli("run", config, "--run-dir", run, "--no-report")
     rows_before = (run / "metrics.jsonl").read_text()
