@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .stats import paired, slopes
+from .stats import paired, sign, slopes
 
 
 def _fmt(x, spec: str) -> str:
@@ -110,8 +110,10 @@ def pivot(rows: list[dict], column: str, spec: str, where: str = "") -> list[str
     return out
 
 
-TESTS = {"mean<0": lambda e: e.mean < 0, "mean>0": lambda e: e.mean > 0, "lo>0": lambda e: e.ci95[0] > 0,
-         "hi<0": lambda e: e.ci95[1] < 0, "spans0": lambda e: e.ci95[0] <= 0 <= e.ci95[1]}
+# each read with analysis.stats.sign: a bound within ZERO of 0 is 0 on every machine, never a rounding sign
+TESTS = {"mean<0": lambda e: sign(e.mean) < 0, "mean>0": lambda e: sign(e.mean) > 0,
+         "lo>0": lambda e: sign(e.ci95[0]) > 0, "hi<0": lambda e: sign(e.ci95[1]) < 0,
+         "spans0": lambda e: sign(e.ci95[0]) <= 0 <= sign(e.ci95[1])}
 
 
 def cell_estimate(rows: list[dict], arm: str, column: str, paradigm: str = "replace"):
