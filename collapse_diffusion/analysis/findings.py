@@ -28,7 +28,22 @@ class Finding:
         return verdict(self.held, self.seeds)
 
 
-COPY = "copy_share"  # the primary copy measure (docs/method.md §7), one rule for every arm
+COPY = "copy_share"  # the copy rule's raw share (docs/method.md §7), one rule for every arm
+
+
+def copy_key(rows: list[dict]) -> tuple[str, str]:
+    """(column, label) of copying: the copy share calibrated on each cycle's D_n (§7b) where the rows
+    carry it, else the raw share (rows from before the calibration; biased low under contraction)."""
+    if any(r.get("copy_share_calibrated") is not None for r in rows):
+        return "copy_share_calibrated", "calibrated copy share vs D_n"
+    return COPY, "raw copy share vs D_n, uncalibrated: biased low as D_n contracts"
+
+
+def probe_key(rows: list[dict]) -> tuple[str, str]:
+    """(column, label) of the model probe: its yardstick frozen at cycle 1 where the rows carry it."""
+    if any(r.get("memorizer_share_frozen") is not None for r in rows):
+        return "memorizer_share_frozen", "model probe, yardstick frozen at cycle 1"
+    return "memorizer_share", "model probe, yardstick of each D_n: biased low as D_n contracts"
 
 
 def _values(rows: list[dict], paradigm: str, arm: str, cycle: int, key: str) -> list[float]:
@@ -53,7 +68,8 @@ def findings(rows: list[dict], baseline: str) -> list[Finding]:
     """The claims of §5 that this run can judge, in the paper's order. ``baseline`` names the control
     arm (the config's ``study.baseline``); every other arm is judged against it as the paper judges
     greedy and tdf against vanilla. A paradigm without the baseline arm gets no comparisons. Trends
-    are slopes over all cycles with a 95% interval over seeds (§8); copying is the copy rule's share."""
+    are slopes over all cycles with a 95% interval over seeds (§8); memorization is the membership test,
+    copying the copy rule's share (calibrated where the rows carry it) and the model probe (§7b)."""
     out: list[Finding] = []
     last = max(r["cycle"] for r in rows)
     arms = list(dict.fromkeys((r["paradigm"], r["arm"]) for r in rows))
@@ -74,17 +90,26 @@ def findings(rows: list[dict], baseline: str) -> list[Finding]:
 def _vanilla_claims(rows, v: str, last: int) -> list[Finding]:
     f = lambda key, c, d=3: _fmt(rows, "replace", v, c, key, d)  # noqa: E731
     out = []
-    copying = slopes(rows, "replace", v, COPY)
+    member = slopes(rows, "replace", v, "membership_auc")
+    if member is not None:
+        out.append(Finding(f"replace/{v}: memorization rises over the loop (membership AUC of D_n against held-out "
+                           f"non-members, slope over cycles 1-{last} above +{FLAT} a cycle, its seed interval above 0)",
+                           trend(member) > 0, f"slope {member.text(3, ' a cycle')}; {f('membership_auc', 1, 2)} -> "
+                           f"{f('membership_auc', last, 2)}", member.n))
+    key, label = copy_key(rows)
+    copying = slopes(rows, "replace", v, key)
     if copying is not None:
-        out.append(Finding(f"replace/{v}: copying rises over the loop (copy share vs D_n, slope over cycles 1-{last} "
+        out.append(Finding(f"replace/{v}: copying rises over the loop ({label}, slope over cycles 1-{last} "
                            f"above +{FLAT} a cycle, its seed interval above 0)", trend(copying) > 0,
-                           f"slope {copying.text(3, ' a cycle')}; {f(COPY, 1)} -> {f(COPY, last)}", copying.n))
-    probe = slopes(rows, "replace", v, "memorizer_share")
+                           f"slope {copying.text(3, ' a cycle')}; {f(key, 1)} -> {f(key, last)}", copying.n))
+    key, label = probe_key(rows)
+    probe = slopes(rows, "replace", v, key)
     if probe is not None:
-        out.append(Finding(f"replace/{v}: the model memorizes more over the loop (model probe: memorizer share of "
-                           f"D_n, slope over cycles 1-{last} above +{FLAT} a cycle, its seed interval above 0)",
-                           trend(probe) > 0, f"slope {probe.text(3, ' a cycle')}; {f('memorizer_share', 1, 2)} -> "
-                           f"{f('memorizer_share', last, 2)}", probe.n))
+        out.append(Finding(f"replace/{v}: copying rises over the loop by the model ({label}: share of D_n its "
+                           f"denoiser returns as the exact memorizer does, slope over cycles 1-{last} above +{FLAT} "
+                           f"a cycle, its seed interval above 0)",
+                           trend(probe) > 0, f"slope {probe.text(3, ' a cycle')}; {f(key, 1, 2)} -> "
+                           f"{f(key, last, 2)}", probe.n))
     spacing = slopes(rows, "replace", v, "mean_nn_train", log=True)
     if spacing is not None:
         shrink = np.exp(spacing.mean * (last - 1))
@@ -121,16 +146,17 @@ def _selector_claims(rows, p: str, v: str, a: str, last: int) -> list[Finding]:
         out.append(Finding(f"{p}/{a}: GS falls by less than 30% over cycles 1-{last} (collapse held off, by the "
                            f"yardstick vanilla's collapse is judged on)", fitted > 0.7,
                            f"ln GS slope {gs.text(3, ' a cycle')}, fitted x{fitted:.2f}", gs.n))
-    slower = paired(rows, p, a, v, COPY)
+    key, label = copy_key(rows)
+    slower = paired(rows, p, a, v, key)
     if slower is not None:
-        out.append(Finding(f"{p}/{a}: copying rises more slowly than under {v} (seed-paired difference of the copy "
-                           f"share's slopes below 0)", slower.mean < 0 and (slower.n < 2 or slower.ci95[1] < 0),
+        out.append(Finding(f"{p}/{a}: copying rises more slowly than under {v} (seed-paired difference of the "
+                           f"slopes of the {label}, below 0)", slower.mean < 0 and (slower.n < 2 or slower.ci95[1] < 0),
                            f"{a} - {v}: {slower.text(3, ' a cycle')}", slower.n))
-    less = paired(rows, p, a, v, COPY, cycle=last)
+    less = paired(rows, p, a, v, key, cycle=last)
     if less is not None:
-        out.append(Finding(f"{p}/{a}: at cycle {last} the copy share is at least 0.10 below {v}'s",
+        out.append(Finding(f"{p}/{a}: at cycle {last} copying is at least 0.10 below {v}'s ({label})",
                            less.mean <= -0.10 and (less.n < 2 or less.ci95[1] < 0),
-                           f"{f(a, COPY)} vs {f(v, COPY)}; paired difference {less.text(3)}", less.n))
+                           f"{f(a, key)} vs {f(v, key)}; paired difference {less.text(3)}", less.n))
     h, gs_key = "entropy_train", "generalization_score"
     dh = paired(rows, p, a, v, h, cycle=last)
     if dh is not None:
@@ -188,15 +214,19 @@ def findings_lines(rows: list[dict], baseline: str) -> list[str]:
     n = len(seeds(rows))
     judged = f"the mean over {n} seeds" if n > 1 else "one seed"
     lines = [f"Judged on {judged} against the baseline arm '{baseline}' "
-             f"(docs/method.md §5, §8): trends are slopes over all cycles with a 95% interval over seeds; copying "
-             f"is the copy rule's share for every arm; a claim on fewer than {HELD_SEEDS} seeds is at most "
+             f"(docs/method.md §5, §7b, §8): trends are slopes over all cycles with a 95% interval over seeds; "
+             f"memorization (membership test), copying (copy rule, model probe) and contraction (D_n's spacing, "
+             f"entropy, twins) are judged apart, one rule for every arm; a claim on fewer than {HELD_SEEDS} seeds is "
+             f"at most "
              f"'suggested'.", ""]
     for f in findings(rows, baseline):
         lines.append(f"- **{f.verdict}**: {f.claim}. {f.evidence}.")
     return lines
 
 
-SUMMARY = (("copy_share", "copy share", 3), ("memorizer_share", "memorizer share", 2),
+SUMMARY = (("membership_auc", "membership AUC", 2), ("copy_share_calibrated", "copy share (cal.)", 3),
+           ("copy_share", "copy share", 3), ("memorizer_share_frozen", "memorizer share (frozen)", 2),
+           ("memorizer_share", "memorizer share", 2),
            ("memorization_rate", "mem. 1/3 rule", 3),
            ("duplicate_share_geometric", "dup. share D_n", 2), ("mean_nn_train", "spacing D_n", 0),
            ("generalization_score", "GS", 0), ("entropy_train", "H(D_n), nats", 1), ("fd", "FD", 1),

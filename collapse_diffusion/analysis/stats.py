@@ -120,3 +120,19 @@ def verdict(held: Optional[bool], n_seeds: int) -> str:
     if n_seeds >= HELD_SEEDS:
         return "held" if held else "not held"
     return "suggested" if held else "not suggested"
+
+
+def slope_power(n: int, rise: float, start: float = 0.3, cycles: int = 5, seeds: int = 3, sims: int = 4000,
+                seed: int = 0) -> float:
+    """Power of the seed-level slope test for a share measured on ``n`` independent units a cycle: the
+    share of simulated designs (binomial draws at start + rise * (cycle - 1), clipped to [0, 1]) whose
+    95% t interval of the mean slope over ``seeds`` chains lies above 0 (docs/method.md §8)."""
+    from scipy.stats import t
+    rng = np.random.default_rng(seed)
+    c = np.arange(1, cycles + 1)
+    p = np.clip(start + rise * (c - 1), 0, 1)
+    shares = rng.binomial(n, p, size=(sims, seeds, cycles)) / n
+    cc = c - c.mean()
+    b = (shares - shares.mean(-1, keepdims=True)) @ cc / (cc ** 2).sum()    # (sims, seeds) slopes
+    half = t.ppf(0.975, seeds - 1) * b.std(-1, ddof=1) / np.sqrt(seeds)
+    return float(np.mean(b.mean(-1) - half > 0))

@@ -86,6 +86,11 @@ class EvalConfig:
     classifier_batch: int = 128              # its batch size, images
     fid_real: int = 0                        # real images for FD; 0 = every image of the data set (up to 20k)
     probe: bool = True                       # the model probe: memorizer share of D_n (docs/method.md §7)
+    membership: bool = True                  # the membership test of memorization (docs/method.md §7b)
+    calibration: bool = True                 # the copy rule's recall on the model's own near copies of D_n
+    membership_holdout: int = 64             # h: non-members per cycle (real at cycle 1; later the arm selects
+                                             # N + h of r*(N + h) candidates and a seeded h are held out)
+    membership_draws: int = 8                # noise draws per level, shared by every image
 
 
 @dataclass(frozen=True)

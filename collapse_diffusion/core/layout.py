@@ -42,6 +42,10 @@ class CycleFiles:
         return self.dir / "train.npz"
 
     @property
+    def holdout(self) -> Path:        # non-members of D_n: selected with it, held out (cycle >= 2)
+        return self.dir / "holdout.npz"
+
+    @property
     def selection(self) -> Path:      # how D_n was selected from the previous cycle (cycle >= 2)
         return self.dir / "selection.json"
 

@@ -4,12 +4,16 @@ measure's largest error over cycles and whether its trend over cycles goes the t
 rows only."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..analysis.stats import FLAT
 from ..analysis.stats import slope as cycle_slope
 
+RESULTS_ROWS = Path(__file__).resolve().parents[2] / "docs" / "results" / "copy_suite.jsonl"  # the shipped rows
 TOLERANCE = 0.10  # a measure passes a scenario when it is this close to the truth in every cycle
+BOUNDS = ("near_share",)  # upper bounds: they pass when never below the truth by more than TOLERANCE
 CONTEXT = ("scenario", "data", "d", "n", "seed", "cycle", "m", "truth", "spacing", "precision")
 
 
@@ -31,16 +35,28 @@ def direction(s: float) -> int:
 def score(rows: list[dict], measure: str) -> dict:
     """How ``measure`` fares on the rows of one scenario and size (all seeds): the largest and the
     mean error against the truth over cycles (seed means), both slopes and whether their directions
-    agree; ``passed`` when every cycle is within TOLERANCE and the direction is right."""
+    agree; ``passed`` when every cycle it gives a number in is within TOLERANCE and the direction is
+    right (a measure that reads "cannot tell", None, in a cycle is not scored there). An upper bound
+    (``BOUNDS``) is scored on how far it falls below the truth, and its trend is not scored."""
     cycles = sorted({r["cycle"] for r in rows})
     truth = [float(np.mean([r["truth"] for r in rows if r["cycle"] == c])) for c in cycles]
-    value = [float(np.mean([r[measure] for r in rows if r["cycle"] == c])) for c in cycles]
-    err = np.abs(np.array(value) - np.array(truth))
-    st, sm = slope(truth), slope(value)
-    right = direction(st) == direction(sm)
+    # a measure that reads "cannot tell" (None) in a cycle is scored on the cycles where it gives a number
+    given = [[r[measure] for r in rows if r["cycle"] == c and r.get(measure) is not None] for c in cycles]
+    kept = [i for i, g in enumerate(given) if g]
+    value = [float(np.mean(given[i])) for i in kept]
+    if not kept:
+        return {"measure": measure, "max_error": float("nan"), "mean_error": float("nan"), "truth_slope": slope(truth),
+                "measure_slope": float("nan"), "direction_right": False, "passed": False, "truth": truth,
+                "values": [], "cycles": []}
+    diff = np.array(value) - np.array([truth[i] for i in kept])
+    err = np.maximum(-diff, 0.0) if measure in BOUNDS else np.abs(diff)
+    st = cycle_slope([cycles[i] for i in kept], [truth[i] for i in kept]) if len(kept) > 1 else 0.0
+    sm = cycle_slope([cycles[i] for i in kept], value) if len(kept) > 1 else 0.0
+    right = direction(st) == direction(sm) or measure in BOUNDS
     return {"measure": measure, "max_error": float(err.max()), "mean_error": float(err.mean()),
             "truth_slope": st, "measure_slope": sm, "direction_right": right,
-            "passed": bool(err.max() <= TOLERANCE and right), "truth": truth, "values": value}
+            "passed": bool(err.max() <= TOLERANCE and right), "truth": truth, "values": value,
+            "cycles": [cycles[i] for i in kept]}
 
 
 def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -61,11 +77,20 @@ def score_table(rows: list[dict]) -> list[str]:
     for (scenario, data, n), sub in groups(rows).items():
         scores = [score(sub, m) for m in names]
         truth = scores[0]["truth"]
-        cells = [f"{s['max_error']:.2f} {arrow[direction(s['measure_slope'])]}" + ("" if s["direction_right"] else " ✗")
-                 + (" **pass**" if s["passed"] else "") for s in scores]
+        cells = [_cell(s, len(truth), arrow) for s in scores]
         out.append(f"| {scenario} | {data}, {sub[0]['d']}, {n} | {len({r['seed'] for r in sub})} | "
                    f"{truth[0]:.2f} → {truth[-1]:.2f} {arrow[direction(slope(truth))]} | " + " | ".join(cells) + " |")
     return out
+
+
+def _cell(s: dict, cycles: int, arrow: dict) -> str:
+    """One measure's cell: largest error, trend, a cross for a wrong trend, the cycles it gave a number
+    in where it did not give one in all, and pass."""
+    if not s["cycles"]:
+        return "cannot tell"
+    part = "" if len(s["cycles"]) == cycles else f" (cycles {','.join(map(str, s['cycles']))})"
+    return (f"{s['max_error']:.2f} {arrow[direction(s['measure_slope'])]}" + ("" if s["direction_right"] else " ✗")
+            + part + (" **pass**" if s["passed"] else ""))
 
 
 PLANTED = ("copy_share", "memorization_rate", "memorization_rate_lineage", "relative_copy_share")

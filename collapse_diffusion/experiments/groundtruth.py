@@ -13,8 +13,13 @@ A synthetic "model" of cycle n draws each of its m samples from its training set
   top (measured on the default study's cycle-1 model: 67-80% of its copies' offset from the source
   lies along the differences to the source's neighbours, where noise would put 25%);
 - ``fresh``: it draws held-out real images (a generalizer that neither copies nor contracts);
+- ``structured = s``: a copy moves toward one of z's three nearest distinct training images by s px-L2,
+  noise on top: an error of fixed size, the error of a model with a fixed training budget, which
+  does not shrink as D_n contracts (``tighten``: a fresh generalizer whose clusters tighten);
 - otherwise it **interpolates**: (1 - l) z + l z' with z' one of z's three nearest distinct training
-  images and l ~ U(0.25, 0.75). Interpolation is not copying, and it contracts the set.
+  images and l ~ U(0.25, 0.75) (``INTERPOLANT``), or l ~ U(0.05, 0.95) (``WIDE``) in the scenarios that
+  say so. Interpolation is not copying, and it contracts the set; an interpolant close to either end
+  (l < 1/4 or l > 3/4) is where a relative rule calls a copy, and the wide scenarios count it.
 
 "Distinct" means differing by more than 1 grey level rms, and a sample that rounds to a pixel-
 identical training image is labelled a copy whatever drew it: at 8 bits it is one.
@@ -22,7 +27,9 @@ identical training image is labelled a copy whatever drew it: at 8 bits it is on
 Samples are rounded to uint8. D_{n+1} is N of the first r*N samples drawn at random (replace, the
 vanilla arm). Each cycle is evaluated by ``evaluate.evaluate_sets`` against D_n (with the lineage
 roots the evaluation itself propagates, as a study does) and against R = D_1, and every copy share
-the tool reports is set beside the truth: the share of G_n's samples that are copies. The scores
+the tool reports is set beside the truth: the share of G_n's samples that are copies. The copy
+rule's calibration (measure.calibration) plants copies made the scenario's own way, as a study
+plants its model's own near copies. The scores
 and the table are ``experiments.copy_suite``'s; `collapse-diffusion groundtruth` runs the suite.
 """
 from __future__ import annotations
@@ -35,7 +42,11 @@ import numpy as np
 
 from ..core.config import EvalConfig
 from ..data.images import ImageSet, make_set
+from ..measure.calibration import NEAR_ABAR, PLANTED
 from ..measure.memorization import DISTINCT
+
+INTERPOLANT = (0.25, 0.75)  # an interpolant's share l ~ U(a, b) of the way to a neighbour: not a copy
+WIDE = (0.05, 0.95)         # interpolants close to either end too: where a relative rule errs
 
 # metrics.jsonl-style names of the copy shares the evaluation reports, and where they sit in CycleMetrics
 MEASURES = {
@@ -45,6 +56,8 @@ MEASURES = {
     "relative_copy_share": ("vs_train", "relative_copy_share"),
     "memorization_rate_real": ("vs_real", "memorization_rate"),
     "copy_share_real": ("vs_real", "copy_share"),
+    "copy_share_calibrated": ("calibration", "copy_share_calibrated"),
+    "near_share": ("calibration", "near_share"),
 }
 
 
@@ -58,6 +71,9 @@ class Scenario:
     favourites: Optional[int] = None # copies only the first k images of D_n (twins in D_{n+1})
     fresh: bool = False              # does not copy: draws new real images (a generalizer, no contraction)
     blend: Optional[tuple[float, float]] = None  # a copy blends toward a neighbour by e ~ U(a, b): model-like error
+    structured: Optional[float] = None  # a copy moves toward a neighbour by this many px-L2: error of fixed size
+    tighten: Optional[float] = None  # fresh: each cycle's draws move this share closer to their class centre
+    interpolant: tuple[float, float] = INTERPOLANT  # a non-copy's l ~ U(a, b)
 
     @property
     def cycles(self) -> int:
@@ -75,6 +91,15 @@ SCENARIOS = (
     Scenario("generalizer: fresh real images", (0.0,) * 5, fresh=True),
     Scenario("constant copier with model-like error", (0.5,) * 5, precision=2.0, blend=(0.02, 0.15)),
     Scenario("rising copier with model-like error", (0.2, 0.4, 0.6, 0.8, 0.95), precision=2.0, blend=(0.02, 0.15)),
+    Scenario("constant copier, structured error of 20 px-L2", (0.4,) * 5, precision=2.0, structured=20.0),
+    Scenario("constant copier, structured error of 40 px-L2", (0.4,) * 5, precision=2.0, structured=40.0),
+    Scenario("constant copier, structured error of 80 px-L2", (0.4,) * 5, precision=2.0, structured=80.0),
+    Scenario("rising copier, structured error of 40 px-L2", (0.2, 0.4, 0.6, 0.8, 0.95), precision=2.0,
+             structured=40.0),
+    Scenario("contracting generalizer: fresh images, clusters tighten", (0.0,) * 5, fresh=True, tighten=0.3),
+    Scenario("non-copier that contracts, interpolants l ~ U(0.05, 0.95)", (0.0,) * 5, interpolant=WIDE),
+    Scenario("constant copier, structured error of 40 px-L2, interpolants l ~ U(0.05, 0.95)", (0.4,) * 5,
+             precision=2.0, structured=40.0, interpolant=WIDE),
 )
 
 
@@ -85,8 +110,9 @@ def _spacing(x: np.ndarray) -> float:
 
 
 def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: np.random.Generator,
-                      cycle: int, favourites: Optional[int] = None,
-                      blend: Optional[tuple[float, float]] = None) -> tuple[ImageSet, np.ndarray]:
+                      cycle: int, favourites: Optional[int] = None, blend: Optional[tuple[float, float]] = None,
+                      structured: Optional[float] = None, interpolant: tuple[float, float] = INTERPOLANT
+                      ) -> tuple[ImageSet, np.ndarray]:
     """(m samples with provenance (cycle, i), (m,) bool copy label) of a synthetic model of ``train``."""
     from ..measure.knn import knn
     x = train.flat().astype(np.float64)
@@ -96,14 +122,17 @@ def synthetic_samples(train: ImageSet, p: float, precision: float, m: int, rng: 
     src = rng.integers(0, min(n, favourites or n), m)
     out = np.empty((m, x.shape[1]))
     noise = rng.normal(size=(m, x.shape[1]))
-    lam = rng.uniform(0.25, 0.75, m)
+    lam = rng.uniform(*interpolant, m)
     eps = rng.uniform(*blend, m) if blend is not None else np.zeros(m)
     pick = rng.integers(0, 3, m)
     for i in range(m):
         z = x[src[i]]
         distinct = nb.idx[src[i]][nb.dist[src[i]] > DISTINCT * np.sqrt(x.shape[1])][:3]
         partner = x[distinct[pick[i] % len(distinct)]] if len(distinct) else z
-        if copy[i]:
+        if copy[i] and structured is not None:  # a move of fixed size toward the neighbour, whatever D_n's spacing
+            gap = np.linalg.norm(partner - z)
+            out[i] = z + (structured / gap) * (partner - z) + precision * noise[i] if gap > 0 else z
+        elif copy[i]:
             out[i] = (1 - eps[i]) * z + eps[i] * partner + precision * noise[i]
         else:
             out[i] = (1 - lam[i]) * z + lam[i] * partner
@@ -119,12 +148,22 @@ def _identical(images: np.ndarray, train: ImageSet) -> np.ndarray:
 
 
 def fresh_samples(pool: Optional[ImageSet], train: ImageSet, m: int, rng: np.random.Generator,
-                  cycle: int) -> tuple[ImageSet, np.ndarray]:
-    """m held-out real images (a generalizer: new images of the data's distribution); copies: none,
-    except a pool image pixel-identical to a training image."""
+                  cycle: int, tighten: Optional[float] = None) -> tuple[ImageSet, np.ndarray]:
+    """m held-out real images (a generalizer: new images of the data's distribution); with ``tighten``
+    each moved a share 1 - (1 - tighten)^(cycle - 1) of the way to its class's centre in the pool (a
+    generalizer whose clusters tighten: it contracts without copying). Copies: none, except an image
+    pixel-identical to a training image."""
     if pool is None or len(pool) < 2:
         raise ValueError("a fresh scenario needs a pool of held-out real images")
-    images = pool.images[rng.choice(len(pool), m, replace=m > len(pool))]
+    pick = rng.choice(len(pool), m, replace=m > len(pool))
+    images = pool.images[pick]
+    if tighten:
+        x = images.reshape(m, -1).astype(np.float64)
+        labels = pool.labels[pick]
+        centres = {c: pool.images[pool.labels == c].reshape(-1, x.shape[1]).mean(0) for c in np.unique(labels)}
+        keep = (1 - tighten) ** (cycle - 1)
+        x = np.stack([centres[c] for c in labels]) + keep * (x - np.stack([centres[c] for c in labels]))
+        images = np.clip(np.round(x), 0, 255).astype(np.uint8).reshape(images.shape)
     return make_set(images, cycle=cycle), _identical(images, train)
 
 
@@ -159,10 +198,16 @@ def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, overs
         spacing = _spacing(train.flat())
         precision = scenario.precision * (spacing / first if scenario.follows_spacing else 1.0)
         if scenario.fresh:
-            gen, copy = fresh_samples(pool, train, m, rng, cycle)
+            gen, copy = fresh_samples(pool, train, m, rng, cycle, scenario.tighten)
         else:
-            gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites, scenario.blend)
-        metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, train_roots=roots)
+            gen, copy = synthetic_samples(train, p, precision, m, rng, cycle, scenario.favourites, scenario.blend,
+                                          scenario.structured, scenario.interpolant)
+        # the calibration's planted copies made by this cycle's "model": its own way of copying (the model's
+        # near copies in a study, measure.calibration), drawn from a stream of their own
+        own = synthetic_samples(train, 1.0, precision, PLANTED // 2, np.random.default_rng([seed, cycle]), cycle,
+                                scenario.favourites, scenario.blend, scenario.structured)[0]
+        metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, train_roots=roots,
+                                        model_copies=own.flat())
         row = {"scenario": scenario.name, "d": int(np.prod(real.shape)), "n": len(real), "seed": seed,
                "cycle": cycle, "m": m, "truth": float(copy.mean()), "spacing": spacing, "precision": precision}
         for name, (part, field) in MEASURES.items():
@@ -173,7 +218,29 @@ def run_loop(real: ImageSet, scenario: Scenario, seed: int, m: int = 1024, overs
     return rows
 
 
-NEAR_ABAR = 0.995  # planted near copies: a training image noised to this abar_t and denoised by the model
+
+
+CONTRACTED = Scenario("constant copier, coarse fixed precision", (0.4,) * 5)  # D_5 spacing ~60 px-L2 on digits
+
+
+def contracted_sets(real: ImageSet, pool: ImageSet, seed: int, h: int = 64, scenario: Scenario = CONTRACTED,
+                    oversample: float = 2.0) -> list[tuple[ImageSet, ImageSet]]:
+    """(D_n, non-members) of cycles 1, 2, ... of a synthetic replace loop from ``real`` = D_1: at cycle 1
+    the first ``h`` images of ``pool`` (real, outside D_1), later ``h`` of the N + h images drawn at
+    random from the r*(N + h) samples of the scenario's model of D_{n-1}, as a study holds them out.
+    The default scenario contracts D_n as the vanilla chains of a study do (digits, N = 32: D_1's median
+    1-NN spacing ~470 px-L2, D_5's ~60; the factorial's vanilla chains reach 49-115): the contracted
+    training sets on which the membership test and the probes are validated."""
+    rng = np.random.default_rng(seed)
+    n = len(real)
+    sets = [(real, pool.take(np.arange(min(h, len(pool)))))]
+    for cycle, p in enumerate(scenario.copy_share[1:], start=2):
+        m = int(round(oversample * (n + h)))
+        gen, _ = synthetic_samples(sets[-1][0], p, scenario.precision, m, rng, cycle, scenario.favourites,
+                                   scenario.blend, scenario.structured, scenario.interpolant)
+        pick = rng.permutation(m)[:n + h]
+        sets.append((gen.take(np.sort(pick[:n])), gen.take(np.sort(pick[n:]))))
+    return sets
 
 
 def planted_model_rows(model_dir, train: ImageSet, pool: ImageSet, diffusion, sample, seed: int,

@@ -11,6 +11,7 @@ the stem of a rows file under docs/results/ (``archive/NAME`` for an archived on
 - ``summary:SOURCE``  the summary table alone
 - ``ranking:SOURCE``  each paradigm's last-cycle ranking table (analysis.report.ranking_table)
 - ``phase:SOURCE [COLUMN]``  the cycle-1 phase table of the copy share, or of COLUMN (analysis.phase.phase_table)
+- ``cells:SOURCE``    per cell over its seeds: memorization and copying apart (analysis.phase.cells_table)
 - ``cycles:SOURCE``   the phase diagram followed along the loop (analysis.phase.cycles_table)
 - ``setup:SOURCE``    what the rows say was run: N, steps, preset, cycles, seeds, arms, sample counts, spaces
 - ``pivot:SOURCE COLUMN FORMAT [KEY=VALUE,...]``  one column per cycle, one line per paradigm / arm
@@ -66,7 +67,7 @@ VIEWS = {
     "factorial": (("factorial_digits", "factorial_mnist16"), {}),   # every cell of the factorial experiment
     "factorial_default": ("factorial_digits", {"sampler": ("ddim",), "steps": (1000,)}),  # the default's regime
 }
-KINDS = "results|summary|ranking|phase|cycles|setup|pivot|truth|planted|factorial|predictor"
+KINDS = "results|summary|ranking|phase|cells|cycles|setup|pivot|truth|planted|factorial|predictor"
 BLOCK = re.compile(rf"<!-- ({KINDS}):([\w/-]+)((?: [^\n>]*?)?) -->\n(.*?)<!-- /\1:\2 -->", re.S)
 VALUE = re.compile(r"<!-- value:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /value -->")
 SLOPE = re.compile(r"<!-- slope:([\w/-]+) (\S+) (\w+) (\S+) -->(.*?)<!-- /slope -->")
@@ -104,7 +105,7 @@ def count_text(source: str, args: str) -> str:
 
 def generate(kind: str, name: str, args: str = "") -> list[str]:
     from ..analysis.findings import findings_lines, summary_table
-    from ..analysis.phase import cycles_table, phase_table
+    from ..analysis.phase import cells_table, cycles_table, phase_table
     from ..analysis.report import ranking_table
     if kind in ("truth", "planted"):
         from .copy_suite import planted_table, score_table
@@ -135,6 +136,8 @@ def generate(kind: str, name: str, args: str = "") -> list[str]:
         head = ("1/3-rule memorization rate at cycle 1 (these rows predate the copy rule; on the real, distinct "
                 "D_1 of cycle 1 its near branch is the 1/3 rule):")
         return [head, ""] + phase_table(rows, "memorization_rate")
+    if kind == "cells":
+        return cells_table(rows)
     if kind == "setup":
         return setup(rows)
     if kind == "pivot":

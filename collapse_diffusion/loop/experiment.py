@@ -179,12 +179,17 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
 
 
 def check_study(cfg: ExperimentConfig) -> None:
-    """What a study (not a single command) needs of its config: every metric on at least the r*N
-    candidates a cycle generates."""
-    candidates = max(cfg.data.n, int(round(cfg.study.oversample * cfg.data.n)))
-    if cfg.eval.n_generated < candidates:
-        raise UserError(f"eval.n_generated ({cfg.eval.n_generated}) is below the r*N = {candidates} candidates a "
-                        f"cycle of N = {cfg.data.n} generates; raise it to at least {candidates}")
+    """What a study (not a single command) needs of its config: every metric on at least the r*(N + h)
+    candidates a cycle generates (h: the membership test's held-out non-members)."""
+    from ..selection.paradigms import candidate_count, holdout_size
+    s, e = cfg.study, cfg.eval
+    h = max((holdout_size(p, a, e.membership_holdout) for p in s.paradigms for a in s.arms), default=0) \
+        if e.membership and s.cycles > 1 else 0
+    candidates = candidate_count(cfg.data.n, s.oversample, h)
+    if e.n_generated < candidates:
+        held = f" and h = {h} held-out non-members (eval.membership_holdout)" if h else ""
+        raise UserError(f"eval.n_generated ({e.n_generated}) is below the r*(N + h) = {candidates} candidates a "
+                        f"cycle of N = {cfg.data.n}{held} generates; raise it to at least {candidates}")
 
 
 def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

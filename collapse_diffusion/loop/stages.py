@@ -12,12 +12,13 @@ merging the rows of finished chains) starts in a second.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -27,11 +28,14 @@ from ..core.layout import CycleFiles, is_model
 from ..core.seeds import derive_seed
 from ..data.images import load_npz
 from ..measure.evaluate import CycleMetrics, evaluate_to
-from ..selection.paradigms import next_training_set
+from ..selection.paradigms import next_training_set, split_holdout
 from ..selection.pipeline import ArmInputs, Chooser
 from ..selection.record import SelectionReport
 from .rows import cycle_row
 from .study import Study
+
+if TYPE_CHECKING:
+    from ..measure.membership import MembershipReport
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +88,33 @@ def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
     if f.metrics.exists():  # finished: reused once its files are what was written
         check_sealed(f.nn, f.metrics)
         return
+    from ..measure.calibration import model_copies_of
     from ..measure.probe import probe_model
     c = study.cfg
     with timed(f, "evaluate", study.slot):
         train_set = load_npz(f.train)
-        probe = (probe_model(f.model, train_set.images, derive_seed(c.seed, cycle, "probe"), c.diffusion, c.runtime)
+        first = study.real_pool.take(np.arange(study.n))  # R = D_1: the frozen yardsticks' reference
+        probe = (probe_model(f.model, train_set.images, derive_seed(c.seed, cycle, "probe"), c.diffusion, c.runtime,
+                             first=first.images, first_seed=derive_seed(c.seed, 1, "probe"))
                  if c.eval.probe else None)
-        evaluate_to(f, load_npz(f.samples), train_set, study.real_pool.take(np.arange(study.n)), c.eval,
-                    derive_seed(c.seed, cycle, "evaluate"), study.extractor, study.real_features,
-                    study.lineage_roots(paradigm, arm, train_set), probe=probe, cycle=cycle)
+        members = membership_of_cycle(study, paradigm, arm, cycle, train_set) if c.eval.membership else None
+        planted = (model_copies_of(f.model, train_set.images, derive_seed(c.seed, cycle, "planted"), c.diffusion,
+                                   c.runtime) if c.eval.calibration else None)
+        evaluate_to(f, load_npz(f.samples), train_set, first, c.eval, derive_seed(c.seed, cycle, "evaluate"),
+                    study.extractor, study.real_features, study.lineage_roots(paradigm, arm, train_set), probe=probe,
+                    membership=members, model_copies=planted, cycle=cycle)
+
+
+def membership_of_cycle(study: Study, paradigm: str, arm: str, cycle: int, train_set) -> "MembershipReport":
+    """The membership test of the cycle's model (measure.membership): D_n against its non-members
+    (Study.nonmembers), the same noise for every arm of a cycle; a report with the reason where none."""
+    from ..measure.membership import MembershipReport, membership
+    c = study.cfg
+    others, reason = study.nonmembers(paradigm, arm, cycle)
+    if others is None:
+        return MembershipReport(reason=reason)
+    return membership(study.files(paradigm, arm, cycle).model, train_set.images, others.images, c.diffusion,
+                      derive_seed(c.seed, cycle, "membership"), c.runtime, c.eval.membership_draws)
 
 
 def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
@@ -104,18 +126,23 @@ def stage_select(study: Study, paradigm: str, arm: str, cycle: int) -> None:
         return
     c = study.cfg
     # the pool: the r*N candidates of each cycle (samples.npz holds more images after them, for evaluation only)
-    generated = [load_npz(study.files(paradigm, arm, i).samples).take(np.arange(study.candidates))
-                 for i in range(1, cycle + 1)]
+    pool, h = study.pool(paradigm, arm), study.holdout(paradigm, arm)
+    generated = [load_npz(study.files(paradigm, arm, i).samples).take(np.arange(pool)) for i in range(1, cycle + 1)]
     current = load_npz(study.files(paradigm, arm, cycle).train)
     inputs = arm_inputs(study, paradigm, arm, cycle, current)
     rng = np.random.default_rng(derive_seed(c.seed, cycle, "select", inputs.key))
     nxt, report = next_training_set(paradigm, inputs.arm, Chooser(inputs), study.real_pool, current, generated,
-                                    study.n, cycle, c.study.oversample, c.study.fresh_fraction, rng)
+                                    study.n + h, cycle, c.study.oversample, c.study.fresh_fraction, rng)
+    if h:  # N + h selected; a seeded h held out as the membership test's non-members (docs/method.md §7)
+        held_rng = np.random.default_rng(derive_seed(c.seed, cycle, "holdout", inputs.key))
+        nxt, held = split_holdout(nxt, h, report.real_anchors, held_rng)
+        report = dataclasses.replace(report, size=len(nxt), held_out=h)
+        held.save(out.holdout)
     log.info("select %s/%s cycle %d -> %d images (real share %.3f)", paradigm, arm, cycle + 1, len(nxt),
              nxt.real_share)
     atomic_write_json(out.selection, report.to_dict())
     nxt.save(out.train)
-    seal(out.selection, out.train)
+    seal(out.selection, out.train, *((out.holdout,) if h else ()))
 
 
 def arm_inputs(study: Study, paradigm: str, arm: str, cycle: int, current) -> ArmInputs:

@@ -22,7 +22,7 @@ from ..core.layout import CycleFiles, RunLayout
 from ..data.images import ImageSet, load_npz
 from ..data.sources import extractor_pool, load_real, load_source
 from ..diffusion.model import check_fits
-from ..selection.paradigms import real_pool_size
+from ..selection.paradigms import candidate_count, holdout_size, real_pool_size
 from ..selection.registry import ArmConfig
 from .experiment import ExperimentConfig, check_study, claim_folder, load_config
 
@@ -101,10 +101,41 @@ class Study:
                 cache[prov[i]] = f
         return np.stack([cache[p] for p in prov])
 
+    def holdout(self, paradigm: str, arm: str) -> int:
+        """Non-members the arm holds out of each selection (selection.paradigms.holdout_size); none in a
+        one-cycle study, which selects nothing."""
+        if not self.cfg.eval.membership or self.cfg.study.cycles < 2:
+            return 0
+        return holdout_size(paradigm, self.arm(arm), self.cfg.eval.membership_holdout)
+
+    def pool(self, paradigm: str, arm: str) -> int:
+        """Candidates the arm selects from: r*(N + h) (h: its holdout), the first of each cycle's samples."""
+        return candidate_count(self.n, self.cfg.study.oversample, self.holdout(paradigm, arm))
+
     @property
     def candidates(self) -> int:
-        """r*N candidates for every arm (each arm's target size is at most that)."""
-        return max(self.n, int(round(self.cfg.study.oversample * self.n)))
+        """Candidates every cycle generates: the most any arm selects from."""
+        return max(self.pool(p, a) for p, a in self.arms())
+
+    @property
+    def real_holdout(self) -> Optional[ImageSet]:
+        """Cycle 1's non-members: real images outside D_1 (and outside every fresh image), drawn by the
+        same seeded order as D_1, from the end of the real pool; None when the run's pool lacks them."""
+        s, h = self.cfg.study, self.cfg.eval.membership_holdout
+        start = real_pool_size(self.n, s.cycles, s.paradigms, s.fresh_fraction)
+        return self.real_pool.take(np.arange(start, start + h)) if len(self.real_pool) >= start + h > start else None
+
+    def nonmembers(self, paradigm: str, arm: str, cycle: int) -> tuple[Optional[ImageSet], str]:
+        """(the non-members of D_cycle, why none): real ones at cycle 1, the arm's held-out selection later."""
+        if cycle == 1:
+            held = self.real_holdout
+            return held, "" if held is not None else ("the run's real pool holds no images outside D_1 "
+                                                      "(started before eval.membership_holdout existed)")
+        path = self.files(paradigm, arm, cycle).holdout
+        if path.exists():
+            return load_npz(path), ""
+        return None, (f"no non-members exchangeable with D_n under {paradigm}/{arm} (held out under replace, "
+                      f"by arms that select, with eval.membership_holdout > 0)")
 
     @property
     def n_samples(self) -> int:
@@ -164,11 +195,15 @@ def _init_run(layout: RunLayout, cfg: ExperimentConfig) -> None:
 def _init_data(layout: RunLayout, cfg: ExperimentConfig) -> None:
     s = cfg.study
     need = real_pool_size(cfg.data.n, s.cycles, s.paradigms, s.fresh_fraction)
+    held = cfg.eval.membership_holdout if cfg.eval.membership else 0
     available = len(load_source(cfg.data))
-    if need > available:
-        raise UserError(f"the study needs {need} real images (N={cfg.data.n}"
-                        f"{', plus fresh ones for later cycles' if need > cfg.data.n else ''}) but "
-                        f"{cfg.data.source} has {available}; lower data.n")
+    if need + held > available:
+        raise UserError(f"the study needs {need + held} real images (N={cfg.data.n}"
+                        f"{', plus fresh ones for later cycles' if need > cfg.data.n else ''}"
+                        f"{f', plus {held} non-members for the membership test' if held else ''}) but "
+                        f"{cfg.data.source} has {available}; lower data.n"
+                        f"{' or eval.membership_holdout' if held else ''}")
+    need += held
     check_study(cfg)
     real = load_real(cfg.data, cfg.seed, need)
     check_fits(cfg.model.preset, real.shape[-1])

@@ -5,6 +5,10 @@ set too when given, and, when the model is given, the model probe's memorizer sh
     from collapse_diffusion.measure.copies import copies
     report = copies(samples, train, real=real, model="runs/digits/shared/cycle_01/model")
     report.copy_share, report.copy_ci95, report.memorizer_share, report.flags
+
+Copying is not memorization: whether the model fits its training images better than fresh ones is the
+membership test beside this call (``measure.membership.membership``, docs/method.md §7b), and the copy
+share calibrated on the training set it judges is ``measure.calibration.calibrate``.
 """
 from __future__ import annotations
 

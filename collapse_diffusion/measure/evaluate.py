@@ -18,8 +18,10 @@ from ..core.errors import UserError
 from ..core.io import atomic_save_npz, atomic_write_json, seal
 from ..core.layout import CycleFiles
 from ..core.records import Col, Record, detail, format_value, metric
+from .calibration import CopyCalibration
 from .entropy import EntropyStats
 from .fid import FDReport
+from .membership import MembershipReport
 from .memorization import NNReport, trace_cov
 from .probe import ReturnReport
 
@@ -59,6 +61,8 @@ class CycleMetrics(Record):
     vs_real: Optional[NNReport] = detail("generated vs real set R", default=None)
     fd: Optional[FDReport] = detail("Fréchet distance", default=None)
     probe: Optional[ReturnReport] = detail("model probe (memorizer share)", default=None)
+    membership: Optional[MembershipReport] = detail("membership test (memorization)", default=None)
+    calibration: Optional[CopyCalibration] = detail("copy rule calibrated on D_n (copying)", default=None)
     cycle: Optional[int] = field(default=None)
     inputs: Optional[dict] = field(default=None)
 
@@ -100,15 +104,20 @@ def sample_roots(arrays: dict, gen: ImageSet, train_roots: np.ndarray, threshold
 
 def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg: EvalConfig, seed: int,
                   extractor: Optional["Extractor"] = None, real_features: Optional[np.ndarray] = None,
-                  train_roots: Optional[np.ndarray] = None, probe: Optional[ReturnReport] = None
+                  train_roots: Optional[np.ndarray] = None, probe: Optional[ReturnReport] = None,
+                  membership: Optional[MembershipReport] = None, model_copies: Optional[np.ndarray] = None
                   ) -> tuple[CycleMetrics, dict]:
     """(metrics, arrays) of ``gen`` against ``train`` and ``real`` (docs/method.md §4, §7); ``probe``:
-    the model's memorizer share (returns.probe_model), carried into the record as measured.
+    the model's memorizer share (probe.probe_model) and ``membership`` its membership test
+    (membership.membership), carried into the record as measured; ``model_copies`` (uint8) the model's
+    own near copies of D_n images, planted with fixed-size copies to calibrate the copy rule on D_n
+    (calibration.calibrate, every cycle).
 
     NN metrics use every generated image; the entropy of G_n uses its first |D_n| images, so that
     H(G_n) and H(D_n) are estimated at equal n. ``train_roots`` (n, 2): lineage roots of D_n
     (default: the provenance, every image its own lineage).
     """
+    from .calibration import calibrate
     from .features import cached_features
     from .fid import fd_report
     from .memorization import nn_report
@@ -121,6 +130,8 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     g = gen.flat()
     vs_train, arrays = nn_report(g, train.flat(), cfg.memorization_threshold, roots)
     arrays["root"] = sample_roots(arrays, gen, roots, cfg.memorization_threshold)
+    calibration = calibrate(train.flat(), arrays["copy"], arrays["nn_dist"][:, 0],
+                            real.flat() if real is not None else None, seed, model_copies)
     vs_real = fd = None
     if real is not None and len(real) >= 2:
         vs_real, real_arrays = nn_report(g, real.flat(), cfg.memorization_threshold)
@@ -131,18 +142,21 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     metrics = CycleMetrics(space=f"{PIXEL_SPACE} (d={g.shape[1]})", train_set=set_stats(train, cfg.entropy_k),
                            generated_set=set_stats(gen.take(np.arange(min(len(gen), len(train)))), cfg.entropy_k,
                                                    duplicates=False),
-                           vs_train=vs_train, vs_real=vs_real, fd=fd, probe=probe)
+                           vs_train=vs_train, vs_real=vs_real, fd=fd, probe=probe, membership=membership,
+                           calibration=calibration)
     return metrics, arrays
 
 
 def evaluate_to(files: CycleFiles, gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg: EvalConfig,
                 seed: int, extractor: Optional["Extractor"] = None, real_features: Optional[np.ndarray] = None,
                 train_roots: Optional[np.ndarray] = None, probe: Optional[ReturnReport] = None,
+                membership: Optional[MembershipReport] = None, model_copies: Optional[np.ndarray] = None,
                 **extra) -> tuple[CycleMetrics, dict]:
     """The evaluation stage, as the loop and the CLI both run it: :func:`evaluate_sets`, then
     ``files.nn`` (per-sample arrays) and last ``files.metrics`` (the record, with ``extra`` keys such
     as the cycle or the inputs), so a present metrics.json means a finished evaluation."""
-    metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, extractor, real_features, train_roots, probe)
+    metrics, arrays = evaluate_sets(gen, train, real, cfg, seed, extractor, real_features, train_roots, probe,
+                                    membership, model_copies)
     atomic_save_npz(files.nn, **arrays)
     atomic_write_json(files.metrics, {**metrics.to_dict(), **extra})
     seal(files.nn, files.metrics)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from ..core.records import Col, Record, detail, metric
-from .memorization import proportion
+from .memorization import clopper_pearson, proportion
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +53,16 @@ class ReturnReport(Record):
     timestep: int = detail("start timestep")
     steps: int = detail("DDIM steps run")
     seconds: float = detail("wall time (s)")
+    memorizer_share_frozen: Optional[float] = metric(
+        "memorizer share, yardstick frozen at cycle 1 (distance to the memorizer below a third of D_1's median "
+        "generalizer-memorizer distance)", ci="memorizer_frozen_ci95", n="n_probed", rate=True,
+        columns={PROBE: Col("memorizer_share_frozen", "memorizer share of D_n, yardstick frozen at cycle 1 "
+                            "(copying, method §7b)", "memorizer share (frozen)")}, default=None)
+    memorizer_frozen_ci95: Optional[tuple] = detail(columns={PROBE: Col("memorizer_frozen_ci95", "")}, default=None)
+    yardstick: Optional[float] = detail("frozen yardstick (model units, L2)", columns={
+        PROBE: Col("probe_yardstick", "")}, default=None)
+    draws: Optional[int] = detail("noise draws per training image", columns={PROBE: Col("probe_draws", "")},
+                                  default=None)
 
 
 def start(scheduler, steps: int, abar: float = ABAR) -> list[int]:
@@ -80,46 +90,112 @@ def _reverse(eps_fn: EpsFn, scheduler, x0, noise, timesteps):
     return x
 
 
-def return_report(eps_fn: EpsFn, scheduler, images: np.ndarray, seed: int, steps: int = PROBE_STEPS,
-                  abar: float = ABAR, threshold: float = 1 / 3, batch: int = 256,
-                  device: Optional["torch.device"] = None) -> ReturnReport:
-    """The memorizer share of training images ``images`` (n, C, H, W) uint8 under ``eps_fn`` (the
-    model's noise prediction; float32 in, float32 out) with a DDIM ``scheduler`` of ``steps`` steps;
-    image i's noise is the counter-based draw keyed by (seed, i)."""
-    import time
+MIN_PROBES = 256       # the frozen share probes each image with ceil(MIN_PROBES / N) noise draws
 
+
+def draws_for(n: int) -> int:
+    """Noise draws per training image of the frozen share: enough for MIN_PROBES probes in all."""
+    return max(1, -(-MIN_PROBES // max(n, 1)))
+
+
+def _distances(eps_fn: EpsFn, scheduler, images: np.ndarray, seed: int, ts: list[int], draws: int, batch: int,
+               device) -> tuple[np.ndarray, np.ndarray]:
+    """(draws, n) distances of the model's output to the memorizer's and of the generalizer's to the
+    memorizer's; draw j of image i is the counter-based noise keyed by (seed, j * n + i)."""
     import torch
 
     from ..data.images import to_model
     from ..diffusion.noise import counter_normal
     from ..diffusion.process import sample_seed
+    refs = (memorizer(images, scheduler), gaussian(images, scheduler))
+    n = len(images)
+    to_mem, yard = np.empty((draws, n)), np.empty((draws, n))
+    for j in range(draws):
+        for s in range(0, n, batch):
+            x0 = to_model(images[s:s + batch]).to(device)
+            seeds = torch.tensor([sample_seed(seed, j * n + i) for i in range(s, s + len(x0))], dtype=torch.int64)
+            noise = counter_normal(seeds, 0, tuple(x0.shape[1:]), device)
+            outs = [reverse_from(fn, scheduler, x0, noise, ts).flatten(1).double().cpu()
+                    for fn in ((eps_fn, *refs) if eps_fn is not None else refs)]
+            mem, gen = outs[-2], outs[-1]
+            to_mem[j, s:s + len(x0)] = (outs[0] - mem).norm(dim=1).numpy() if eps_fn is not None else np.nan
+            yard[j, s:s + len(x0)] = (gen - mem).norm(dim=1).numpy()
+    return to_mem, yard
+
+
+def frozen_yardstick(first: np.ndarray, scheduler, seed: int, steps: int = PROBE_STEPS, abar: float = ABAR,
+                     threshold: float = 1 / 3) -> float:
+    """The frozen probe's yardstick: ``threshold`` times the median distance between the Gaussian
+    generalizer's and the exact memorizer's outputs on D_1 = ``first`` (closed forms only, seed as the
+    cycle-1 probe's), fixed for every later cycle (model units, L2)."""
+    _, yard = _distances(None, scheduler, first, seed, start(scheduler, steps, abar), 1, 256, None)
+    return float(threshold * np.median(yard[0]))
+
+
+def return_report(eps_fn: EpsFn, scheduler, images: np.ndarray, seed: int, steps: int = PROBE_STEPS,
+                  abar: float = ABAR, threshold: float = 1 / 3, batch: int = 256,
+                  device: Optional["torch.device"] = None, yardstick: Optional[float] = None,
+                  draws: Optional[int] = None) -> ReturnReport:
+    """The memorizer share of training images ``images`` (n, C, H, W) uint8 under ``eps_fn`` (the
+    model's noise prediction; float32 in, float32 out) with a DDIM ``scheduler`` of ``steps`` steps;
+    image i's first noise draw is the counter-based one keyed by (seed, i). With ``yardstick`` (from
+    :func:`frozen_yardstick` on D_1) also the frozen share over ``draws`` draws per image (default
+    :func:`draws_for`); its interval counts images, not probes (draws of one image are not independent)."""
+    import time
+
+    import torch
     device = device or torch.device("cpu")
     t0 = time.perf_counter()
     ts = start(scheduler, steps, abar)
-    refs = (memorizer(images, scheduler), gaussian(images, scheduler))
-    ratio = []
-    for s in range(0, len(images), batch):
-        x0 = to_model(images[s:s + batch]).to(device)
-        seeds = torch.tensor([sample_seed(seed, i) for i in range(s, s + len(x0))], dtype=torch.int64)
-        noise = counter_normal(seeds, 0, tuple(x0.shape[1:]), device)
-        model, mem, gen = (reverse_from(fn, scheduler, x0, noise, ts).flatten(1).double().cpu()
-                           for fn in (eps_fn, *refs))
-        ratio.append((model - mem).norm(dim=1) / (gen - mem).norm(dim=1).clamp_min(1e-12))
-    r = torch.cat(ratio).numpy()
+    k = (draws or draws_for(len(images))) if yardstick is not None else 1
+    to_mem, yard = _distances(eps_fn, scheduler, images, seed, ts, k, batch, device)
+    r = to_mem[0] / np.maximum(yard[0], 1e-12)
     share, ci = proportion(r < threshold)
+    frozen = frozen_ci = None
+    if yardstick is not None:
+        frozen = float((to_mem < yardstick).mean())
+        frozen_ci = tuple(clopper_pearson(frozen * len(images), len(images)))
     return ReturnReport(memorizer_share=share, memorizer_ci95=tuple(ci), ratio_median=float(np.median(r)),
-                        n_probed=len(images), timestep=ts[0], steps=len(ts), seconds=round(time.perf_counter() - t0, 3))
+                        n_probed=len(images), timestep=ts[0], steps=len(ts), seconds=round(time.perf_counter() - t0, 3),
+                        memorizer_share_frozen=frozen, memorizer_frozen_ci95=frozen_ci, yardstick=yardstick,
+                        draws=k if yardstick is not None else None)
 
 
-def probe_model(model_dir: Path, images: np.ndarray, seed: int, diffusion, runtime=None) -> ReturnReport:
+def probe_model(model_dir: Path, images: np.ndarray, seed: int, diffusion, runtime=None,
+                first: Optional[np.ndarray] = None, first_seed: Optional[int] = None) -> ReturnReport:
     """The memorizer share of the trained model in ``model_dir`` (diffusers format) on its training
-    images, fp32 eager on the runtime's device (the probe's verdicts never depend on fast kernels)."""
+    images, fp32 eager on the runtime's device (the probe's verdicts never depend on fast kernels);
+    with ``first`` (D_1) also the frozen share, its yardstick from D_1 under ``first_seed``."""
     from ..core import runtime as dist
     from ..diffusion.process import make_scheduler
     from ..diffusion.train import load_unet
     dev = dist.local_device(runtime.device if runtime is not None else "auto")
     unet = load_unet(Path(model_dir), dev)
-    return return_report(lambda x, t: unet(x, t).sample, make_scheduler(diffusion, "ddim"), images, seed, device=dev)
+    sched = make_scheduler(diffusion, "ddim")
+    yard = frozen_yardstick(first, sched, seed if first_seed is None else first_seed) if first is not None else None
+    return return_report(lambda x, t: unet(x, t).sample, sched, images, seed, device=dev, yardstick=yard)
+
+
+def smoothed_memorizer(images: np.ndarray, scheduler, sigma: float) -> EpsFn:
+    """The optimal denoiser of a mixture of Gaussians N(z_j, sigma^2 I) around the training images z_j
+    (``sigma`` in grey levels, 0-255 scale): a copier of fixed pixel precision; sigma = 0 is the exact
+    memorizer, and a large sigma smooths toward a generalizer (kernel smoothing between the two)."""
+    import torch
+
+    from ..data.images import to_model
+    z = to_model(images.reshape(len(images), -1), torch.float64)
+    s2 = (sigma / 127.5) ** 2
+    abar = scheduler.alphas_cumprod.double()
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(len(x), -1).double().cpu()
+        a = abar[t.cpu()].view(-1, 1)
+        v = a * s2 + 1 - a                                  # variance of x_t given component j
+        d2 = (flat ** 2).sum(1, keepdim=True) - 2 * a.sqrt() * flat @ z.T + a * (z ** 2).sum(1)[None]
+        w = torch.softmax(-d2 / (2 * v), 1)
+        x0 = w @ z + (a.sqrt() * s2 / v) * (flat - a.sqrt() * (w @ z))
+        return ((flat - a.sqrt() * x0) / (1 - a).sqrt()).reshape(x.shape).float().to(x.device)
+    return eps
 
 
 def memorizer(images: np.ndarray, scheduler) -> EpsFn:

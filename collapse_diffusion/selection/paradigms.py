@@ -47,6 +47,27 @@ def real_pool_size(n: int, cycles: int, paradigms: tuple[str, ...], fraction: fl
     return n + ((cycles - 1) * fresh_count(n, fraction) if "fresh" in paradigms else 0)
 
 
+def holdout_size(paradigm: str, arm: ArmConfig, h: int) -> int:
+    """Non-members held out of each selection (docs/method.md §7): ``h`` where D_{n+1} is one selection
+    from one cycle's candidates (replace, an arm that selects), so that the held-out images are drawn
+    exactly as D_{n+1} is; none elsewhere (there no held-out set is exchangeable with all of D_{n+1})."""
+    return h if paradigm == "replace" and not arm.entry.keeps_all else 0
+
+
+def candidate_count(n: int, oversample: float, holdout: int = 0) -> int:
+    """Candidates a cycle generates for an arm to select from: r*(N + h), at least N."""
+    return max(n, int(round(oversample * (n + holdout))))
+
+
+def split_holdout(selected: ImageSet, h: int, anchors: int, rng: np.random.Generator) -> tuple[ImageSet, ImageSet]:
+    """(D_{n+1}, held-out non-members): a seeded random ``h`` of the N + h selected images, never one
+    of the first ``anchors`` (real anchors stay in every training set)."""
+    order = anchors + rng.permutation(len(selected) - anchors)
+    held = np.sort(order[:h])
+    keep = np.concatenate([np.arange(anchors), np.sort(order[h:])])
+    return selected.take(keep), selected.take(held)
+
+
 def equal_shares_arm(arm: ArmConfig) -> bool:
     """Whether accumulate-subsample takes an equal share of each source (vanilla, no pool filter)."""
     return arm.entry.equal_shares and arm.provenance is None

@@ -35,5 +35,8 @@ class SelectionReport(Record):
                                 plot=False)}, default=None)
     topped_up: int = metric("dropped images taken back to reach the target size", fmt="d", n="size",
                             columns={SELECTION: Col("topped_up", "dropped images taken back", plot=False)}, default=0)
+    held_out: int = detail("selected images held out as non-members (membership test)",
+                           columns={SELECTION: Col("held_out", "selected images held out as non-members")},
+                           default=0)
     real_anchors: int = detail("real anchor images kept",
                                columns={SELECTION: Col("real_anchors", "real anchor images in D_n")}, default=0)

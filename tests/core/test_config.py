@@ -97,7 +97,10 @@ def test_a_run_config_written_by_the_earlier_layout_still_loads(tmp_path):
 
 def test_cross_field_refusals_name_the_fix():
     from collapse_diffusion.loop.experiment import check_study
-    with pytest.raises(UserError, match="below the r\\*N = 64 candidates"):
+    with pytest.raises(UserError, match="below the r\\*\\(N \\+ h\\) = 64 candidates"):
+        check_study(load_config(None, ["data.n=32", "eval.n_generated=40", "eval.membership=false"]))
+    with pytest.raises(UserError, match="below the r\\*\\(N \\+ h\\) = 192 candidates a cycle of N = 32 "
+                                        "and h = 64 held-out"):
         check_study(load_config(None, ["data.n=32", "eval.n_generated=40"]))
     with pytest.raises(UserError, match="data.fit is none"):
         load_config(None, ["data.resolution=16"])

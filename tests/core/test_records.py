@@ -21,8 +21,14 @@ PINNED = [
     "trace_cov_generated", "fd", "fd_label", "fd_ci95", "fd_n_real", "fd_n_generated", "classifier_accuracy",
     "precision", "recall", "memorizer_share", "memorizer_ci95", "memorizer_ratio_median", "n_probed",
     "entropy_space",
+    "memorizer_share_frozen", "memorizer_frozen_ci95", "probe_yardstick", "probe_draws",
+    "membership_auc", "membership_auc_ci95", "membership_tpr_1fpr", "membership_auc_by_level",
+    "membership_twin_share", "membership_auc_untwinned", "membership_n_members", "membership_n_nonmembers",
+    "membership_reason",
+    "copy_recall", "copy_recall_ci95", "copy_share_calibrated", "copy_share_calibrated_ci95", "near_share",
+    "near_ci95", "near_distance", "copy_recall_model", "copy_recall_fixed", "copy_calibration_reason",
     "selection_pool", "selection_size", "pool_generated", "pool_real", "memfilter_dropped", "verify_dropped",
-    "detector_recall", "detector_false_positive", "topped_up", "real_anchors",
+    "detector_recall", "detector_false_positive", "topped_up", "held_out", "real_anchors",
 ]
 
 

@@ -20,7 +20,8 @@ def test_phase_separates_a_planted_memorizer_from_a_generalizer(tmp_path):
     """Cells whose 'model' returns its training images plus small noise sit on the memorizing side;
     cells whose samples are unseen real digits sit on the generalizing side."""
     cfg = load_config(ROOT / "configs" / "tiny.yaml",
-                      FAST + ["phase.n=[16,32]", "phase.steps=[10,20]", "eval.probe=false"])
+                      FAST + ["phase.n=[16,32]", "phase.steps=[10,20]", "eval.probe=false",
+                               "eval.membership=false", "eval.calibration=false"])
     studies = open_phase(tmp_path, cfg)
     rng = np.random.default_rng(0)
     from collapse_diffusion.data.sources import load_digits_set
@@ -66,6 +67,9 @@ def test_phase_command_end_to_end_and_resume(tmp_path, tiny_config, cli):
     cli(*args)
     first = (tmp_path / "phase.jsonl").read_text()
     assert len(first.splitlines()) == 8
+    cells = [json.loads(x) for x in first.splitlines()]
+    for column in ("membership_auc", "membership_auc_by_level", "copy_recall", "memorizer_share_frozen", "near_share"):
+        assert all(r[column] is not None for r in cells), column  # every cell and cycle: the three quantities
     assert (tmp_path / "phase.md").exists() and (tmp_path / "plots" / "phase_samples.png").exists()
     model = tmp_path / "cells" / "n8_s2" / "shared" / "cycle_01" / "model"
     stamp = model.stat().st_mtime_ns
@@ -207,3 +211,42 @@ def test_every_metric_plot_shows_its_data():
             assert lo <= min(values) and max(values) <= hi, key
             if key in ("memorization_rate", "memorization_rate_lineage"):
                 assert hi >= 0.1  # a flat zero is drawn on 0..0.1, not -0.04..0.04
+
+
+def test_cells_table_says_memorization_and_copying_apart_by_rules_fixed_in_advance():
+    """A cell memorizes when every seed's AUC interval lies above 0.6; it copies when every seed's
+    calibrated copy share interval lies above 0.05, and reads "no copying" when every one lies below."""
+    from collapse_diffusion.analysis.phase import cells_table
+
+    def row(n, seed, auc_ci, cal_ci, cal=0.5):
+        return {"n": n, "steps": 1000, "seed": seed, "cycle": 1, "membership_auc": sum(auc_ci) / 2,
+                "membership_auc_ci95": auc_ci, "membership_auc_by_level": {"0.97": sum(auc_ci) / 2},
+                "copy_share": cal, "copy_share_calibrated": cal, "copy_share_calibrated_ci95": cal_ci,
+                "memorizer_share_frozen": 0.0}
+    rows = [row(16, 0, [0.9, 1.0], [0.3, 0.5]), row(16, 1, [0.8, 0.95], [0.2, 0.4]),
+            row(64, 0, [0.9, 1.0], [0.0, 0.02], 0.0), row(512, 0, [0.5, 0.62], [0.0, 0.01], 0.0),
+            row(128, 0, [0.7, 0.8], [0.01, 0.3])]
+    table = {line.split("|")[1].strip(): line for line in cells_table(rows)[2:]}
+    assert "memorization seen" in table["16"] and "copying seen" in table["16"] and "| 2 |" in table["16"]
+    assert "memorization seen" in table["64"] and "no copying" in table["64"]
+    assert "not shown | no copying" in table["512"]
+    assert "memorization seen | not shown" in table["128"]
+    rows[0]["copy_share_calibrated_ci95"] = None
+    assert "cannot tell" in {line.split("|")[1].strip(): line for line in cells_table(rows)[2:]}["16"]
+
+
+def test_holdout_effect_selects_with_and_without_the_holdout():
+    from collapse_diffusion.experiments.holdout import effect_table, holdout_effect
+    rng = np.random.default_rng(0)
+    samples = make_set(rng.integers(0, 256, (200, 1, 4, 4), dtype=np.uint8), cycle=1)
+    rows = holdout_effect(samples, n=16, h=16, trials=3)
+    assert len(rows) == 9 and {r["candidates"] for r in rows} == {32}
+    assert {r["candidates_holdout"] for r in rows} == {64}
+    assert all(r["entropy"] is not None and r["spacing_holdout"] > 0 for r in rows)
+    assert len(effect_table(rows)) == 5
+
+
+def test_slope_power_is_its_level_under_no_rise_and_grows_with_the_units():
+    from collapse_diffusion.analysis.stats import slope_power
+    assert slope_power(64, 0.0, sims=4000) <= 0.05  # one-sided 2.5% test (with ties at 0: at most)
+    assert slope_power(32, 0.05) < slope_power(256, 0.05) and slope_power(256, 0.10) > 0.95

@@ -39,7 +39,9 @@ def test_tiny_study_and_report(tmp_path, tiny_config, cli):
     cli("run", tiny_config, "--run-dir", ref)
     r = rows(ref)
     assert len(r) == 2 * 3 * 3 and {x["paradigm"] for x in r} == {"replace", "accumulate-subsample"}
-    assert all(x["n_generated"] == 48 for x in r)
+    assert all(x["n_generated"] == 64 for x in r)
+    assert all(x["membership_auc"] is not None for x in r if x["paradigm"] == "replace" or x["cycle"] == 1)
+    assert all(x["held_out"] == 8 for x in r if x["paradigm"] == "replace" and x["cycle"] > 1)
     acc = [x for x in r if x["paradigm"] == "accumulate-subsample" and x["arm"] == "vanilla"]
     assert [round(x["real_share"], 3) for x in sorted(acc, key=lambda x: x["cycle"])] == [1.0, 0.5, 0.333]
     report = (ref / "report.md").read_text()

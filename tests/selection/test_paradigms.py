@@ -86,3 +86,21 @@ def test_feature_cache_extracts_each_image_once(tmp_path):
     f2 = study.features("replace/a", pool2)
     assert calls == [N + len(gens[0]), len(gens[1])]
     assert np.array_equal(f2[: len(pool1)], f1) and np.array_equal(f2, fake_extractor(pool2.images))
+
+
+def test_holdout_is_a_seeded_random_part_of_one_selection_and_never_an_anchor():
+    """The membership test's non-members (docs/method.md §7): h of the N + h selected images, drawn
+    at random, disjoint from D_{n+1}; real anchors stay in D_{n+1}; only replace and selecting arms hold out."""
+    from collapse_diffusion.selection.paradigms import candidate_count, holdout_size, split_holdout
+    selected = make_set(np.arange(40 * 4, dtype=np.uint8).reshape(40, 1, 2, 2) % 255, cycle=2)
+    train, held = split_holdout(selected, 8, anchors=3, rng=np.random.default_rng(0))
+    assert len(train) == 32 and len(held) == 8
+    ids = lambda s: {tuple(p) for p in s.provenance.tolist()}  # noqa: E731
+    assert ids(train) | ids(held) == ids(selected) and not ids(train) & ids(held)
+    assert ids(selected.take(np.arange(3))) <= ids(train)
+    again, _ = split_holdout(selected, 8, anchors=3, rng=np.random.default_rng(0))
+    assert ids(again) == ids(train)
+    assert holdout_size("replace", ArmConfig("greedy", "greedy"), 64) == 64
+    assert holdout_size("accumulate", ArmConfig("greedy", "greedy"), 64) == 0
+    assert holdout_size("replace", ArmConfig("rn", "all"), 64) == 0
+    assert candidate_count(32, 2.0, 64) == 192 and candidate_count(32, 2.0) == 64
