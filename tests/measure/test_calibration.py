@@ -29,8 +29,9 @@ def test_fixed_size_copies_keep_their_size(data):
 
 def test_calibrated_share_follows_fixed_size_copiers_where_the_raw_share_falls(data):
     real, pool = data
-    structured = [s for s in SCENARIOS if s.structured is not None and s.interpolant == (0.25, 0.75)]
-    assert len(structured) == 4
+    structured = [s for s in SCENARIOS if s.structured is not None and s.interpolant == (0.25, 0.75)
+                  and len(set(s.copy_share)) == 1]  # the constant ones here; the rising one on the suite's rows
+    assert len(structured) == 3
     raw_failed = 0
     for sc in structured:
         rows = run_loop(real, sc, seed=0, m=512, pool=pool)
@@ -40,7 +41,7 @@ def test_calibrated_share_follows_fixed_size_copiers_where_the_raw_share_falls(d
         assert cal["cycles"][0] == 1 and (sc.structured > 40 or cal["cycles"][:2] == [1, 2]), (sc.name, cal)
         assert cal["max_error"] <= TOLERANCE, (sc.name, cal)
         raw_failed += not score(rows, "copy_share")["passed"]
-    assert raw_failed >= 3  # the bias the calibration removes: a copier that never changes reads as falling
+    assert raw_failed >= 2  # the bias the calibration removes: a copier that never changes reads as falling
     # trends are judged on the suite's rows (3 seeds, 1,024 samples): test_the_shipped_suite_...
 
 
