@@ -9,7 +9,9 @@
 #   make test-fast             the suite without the slow end-to-end tests: the edit loop
 #   make notebook              the analysis notebook in JupyterLab
 # The first target that needs Python creates .venv and installs the package (uv when it is at hand
-# or installable, else pip).
+# or installable, else pip), with every dependency compiled to bytecode at install time: where
+# PYTHONDONTWRITEBYTECODE is set, nothing else would, and each process (a cycle, a test's CLI run)
+# would compile torch's and diffusers' sources again at import (13 s instead of 4 on 2 cores).
 PYTHON ?= python3
 VENV ?= .venv
 CONFIG ?= configs/digits.yaml
@@ -32,9 +34,10 @@ $(VENV)/.installed: pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install -q --user uv >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv >/dev/null 2>&1 || true
 	@if command -v uv >/dev/null 2>&1 || [ -x "$$HOME/.local/bin/uv" ]; then \
 	  UV=$$(command -v uv || echo $$HOME/.local/bin/uv); \
-	  $$UV venv -q --allow-existing -p $(PYTHON) $(VENV) && $$UV pip install -q -p $(VENV) -e ".[dev]"; \
+	  $$UV venv -q --allow-existing -p $(PYTHON) $(VENV) && $$UV pip install -q --compile-bytecode -p $(VENV) -e ".[dev]"; \
 	else \
-	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -e ".[dev]"; \
+	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -e ".[dev]" && \
+	  $(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib >/dev/null; \
 	fi
 	@touch $@
 
