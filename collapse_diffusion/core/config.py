@@ -91,6 +91,8 @@ class EvalConfig:
     membership_holdout: int = 64             # h: non-members per cycle (real at cycle 1; later the arm selects
                                              # N + h of r*(N + h) candidates and a seeded h are held out)
     membership_draws: int = 8                # noise draws per level, shared by every image
+    probe_draws: int = 0                     # the frozen probe's noise draws per image; 0 = ceil(256 / N)
+    planted: int = 512                       # copies planted in D_n per cycle: half the model's, half of fixed size
 
 
 @dataclass(frozen=True)

@@ -95,11 +95,11 @@ def stage_evaluate(study: Study, paradigm: str, arm: str, cycle: int) -> None:
         train_set = load_npz(f.train)
         first = study.real_pool.take(np.arange(study.n))  # R = D_1: the frozen yardsticks' reference
         probe = (probe_model(f.model, train_set.images, derive_seed(c.seed, cycle, "probe"), c.diffusion, c.runtime,
-                             first=first.images, first_seed=derive_seed(c.seed, 1, "probe"))
-                 if c.eval.probe else None)
+                             first=first.images, first_seed=derive_seed(c.seed, 1, "probe"),
+                             draws=c.eval.probe_draws or None) if c.eval.probe else None)
         members = membership_of_cycle(study, paradigm, arm, cycle, train_set) if c.eval.membership else None
         planted = (model_copies_of(f.model, train_set.images, derive_seed(c.seed, cycle, "planted"), c.diffusion,
-                                   c.runtime) if c.eval.calibration else None)
+                                   c.runtime, m=c.eval.planted // 2) if c.eval.calibration else None)
         evaluate_to(f, load_npz(f.samples), train_set, first, c.eval, derive_seed(c.seed, cycle, "evaluate"),
                     study.extractor, study.real_features, study.lineage_roots(paradigm, arm, train_set), probe=probe,
                     membership=members, model_copies=planted, cycle=cycle)

@@ -131,7 +131,7 @@ def evaluate_sets(gen: ImageSet, train: ImageSet, real: Optional[ImageSet], cfg:
     vs_train, arrays = nn_report(g, train.flat(), cfg.memorization_threshold, roots)
     arrays["root"] = sample_roots(arrays, gen, roots, cfg.memorization_threshold)
     calibration = calibrate(train.flat(), arrays["copy"], arrays["nn_dist"][:, 0],
-                            real.flat() if real is not None else None, seed, model_copies)
+                            real.flat() if real is not None else None, seed, model_copies, cfg.planted)
     vs_real = fd = None
     if real is not None and len(real) >= 2:
         vs_real, real_arrays = nn_report(g, real.flat(), cfg.memorization_threshold)

@@ -162,10 +162,12 @@ def return_report(eps_fn: EpsFn, scheduler, images: np.ndarray, seed: int, steps
 
 
 def probe_model(model_dir: Path, images: np.ndarray, seed: int, diffusion, runtime=None,
-                first: Optional[np.ndarray] = None, first_seed: Optional[int] = None) -> ReturnReport:
+                first: Optional[np.ndarray] = None, first_seed: Optional[int] = None,
+                draws: Optional[int] = None) -> ReturnReport:
     """The memorizer share of the trained model in ``model_dir`` (diffusers format) on its training
     images, fp32 eager on the runtime's device (the probe's verdicts never depend on fast kernels);
-    with ``first`` (D_1) also the frozen share, its yardstick from D_1 under ``first_seed``."""
+    with ``first`` (D_1) also the frozen share, its yardstick from D_1 under ``first_seed``, over
+    ``draws`` noise draws per image (None: :func:`draws_for`)."""
     from ..core import runtime as dist
     from ..diffusion.process import make_scheduler
     from ..diffusion.train import load_unet
@@ -173,7 +175,8 @@ def probe_model(model_dir: Path, images: np.ndarray, seed: int, diffusion, runti
     unet = load_unet(Path(model_dir), dev)
     sched = make_scheduler(diffusion, "ddim")
     yard = frozen_yardstick(first, sched, seed if first_seed is None else first_seed) if first is not None else None
-    return return_report(lambda x, t: unet(x, t).sample, sched, images, seed, device=dev, yardstick=yard)
+    return return_report(lambda x, t: unet(x, t).sample, sched, images, seed, device=dev, yardstick=yard,
+                         draws=draws)
 
 
 def smoothed_memorizer(images: np.ndarray, scheduler, sigma: float) -> EpsFn:

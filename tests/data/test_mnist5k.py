@@ -28,8 +28,8 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run = tmp_path / "run"
     fast = ["data.n=8", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2",
-            "sample.steps=2", "eval.n_generated=32", "eval.bootstrap=10", "eval.classifier_steps=10",
-            "eval.fid_real=200", "study.cycles=2", "runtime.workers=1"]
+            "sample.steps=2", "eval.n_generated=32", "eval.membership_holdout=8", "eval.bootstrap=10",
+            "eval.classifier_steps=10", "eval.fid_real=200", "study.cycles=2", "runtime.workers=1"]
     cli("run", ROOT / "configs" / "mnist5k.yaml", "--run-dir", run, *[a for s in fast for a in ("--set", s)])
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 3 * 2 and {r["preset"] for r in rows} == {"mnist-tiny"}
