@@ -28,8 +28,9 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run = tmp_path / "run"
     fast = ["data.n=8", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2",
-            "sample.steps=2", "eval.n_generated=32", "eval.membership_holdout=8", "eval.bootstrap=10",
-            "eval.classifier_steps=10", "eval.fid_real=200", "study.cycles=2", "runtime.workers=1"]
+            "sample.steps=2", "eval.n_generated=32", "eval.membership_holdout=8", "eval.membership_draws=2",
+            "eval.probe_draws=1", "eval.planted=64", "eval.bootstrap=10", "eval.classifier_steps=10",
+            "eval.fid_real=200", "study.cycles=2", "runtime.workers=1"]
     cli("run", ROOT / "configs" / "mnist5k.yaml", "--run-dir", run, *[a for s in fast for a in ("--set", s)])
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 3 * 2 and {r["preset"] for r in rows} == {"mnist-tiny"}
@@ -37,7 +38,8 @@ def test_mnist5k_tiny_study_end_to_end(tmp_path, cli, monkeypatch):
     metrics = json.loads((run / "shared" / "cycle_01" / "metrics.json").read_text())
     assert metrics["fd"]["n_real"] == 200 and 0 <= metrics["fd"]["classifier_accuracy"] <= 1
     real = np.load(run / "real.npz")
-    assert real["images"].shape == (8, 1, 28, 28) and len(set(real["labels"].tolist())) == 8  # 8 classes
+    # D_1 (8 images of 8 classes), then the membership test's 8 real non-members
+    assert real["images"].shape == (16, 1, 28, 28) and len(set(real["labels"][:8].tolist())) == 8
     assert (run / "report.md").exists() and (run / "plots" / "replace_samples.png").exists()
     grey = sampler_drift.run_rows(run)                 # the grey count per cycle, read through RunLayout
     assert [(g["paradigm"], g["arm"], g["cycle"]) for g in grey] == [("shared", "*", 1)] + [

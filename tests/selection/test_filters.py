@@ -172,8 +172,8 @@ def test_mitigations_study_end_to_end_tiny(tmp_path, cli, monkeypatch):
 
     from conftest import ROOT
     fast = ["data.n=16", "train.steps=3", "train.batch_size=8", "train.warmup_steps=1", "sample.steps=2",
-            "eval.n_generated=40", "eval.membership_holdout=0", "eval.classifier_steps=10", "eval.bootstrap=5",
-            "study.cycles=2",
+            "eval.n_generated=40", "eval.membership_holdout=0", "eval.probe_draws=1", "eval.planted=64",
+            "eval.classifier_steps=10", "eval.bootstrap=5", "study.cycles=2",
             "study.arms.selfverify.verify_timesteps=2", "study.arms.selfverify.verify_noise=1", "runtime.workers=1"]
     run = tmp_path / "mit"
     cli("run", ROOT / "configs" / "digits_mitigations.yaml", "--run-dir", run, *[a for s in fast for a in ("--set", s)])
