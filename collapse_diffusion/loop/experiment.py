@@ -147,6 +147,13 @@ def validate(cfg: ExperimentConfig, where: str = "<config>") -> None:
     need(cfg.eval.n_generated >= 2, "eval.n_generated must be at least 2")
     need(cfg.eval.bootstrap >= 0 and cfg.eval.fid_real >= 0, "eval.bootstrap and eval.fid_real must be >= 0")
     need(cfg.eval.fid_real != 1, "eval.fid_real must be 0 (all) or at least 2 images")
+    e = cfg.eval
+    need(e.membership_holdout >= 0, f"eval.membership_holdout must be >= 0 (0: no non-members held out), "
+                                    f"got {e.membership_holdout}")
+    need(e.membership_draws >= 1, f"eval.membership_draws must be >= 1, got {e.membership_draws}")
+    need(e.probe_draws >= 0, f"eval.probe_draws must be >= 0 (0: ceil(256 / N)), got {e.probe_draws}")
+    need(e.planted >= 4, f"eval.planted must be at least 4 (half the model's copies, half of fixed size), "
+                         f"got {e.planted}")
     need(cfg.eval.classifier_steps >= 1 and cfg.eval.classifier_batch >= 1 and cfg.eval.classifier_lr > 0,
          "eval.classifier_steps, eval.classifier_batch and eval.classifier_lr must be positive")
     need(cfg.runtime.threads >= 0, "runtime.threads must be >= 0 (0 = torch's default)")

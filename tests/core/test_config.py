@@ -102,6 +102,11 @@ def test_cross_field_refusals_name_the_fix():
     with pytest.raises(UserError, match="below the r\\*\\(N \\+ h\\) = 192 candidates a cycle of N = 32 "
                                         "and h = 64 held-out"):
         check_study(load_config(None, ["data.n=32", "eval.n_generated=40"]))
+    for bad, words in (("eval.membership_holdout=-3", "membership_holdout must be >= 0"),
+                       ("eval.membership_draws=0", "membership_draws must be >= 1"),
+                       ("eval.planted=1", "planted must be at least 4")):
+        with pytest.raises(UserError, match=words):
+            load_config(None, [bad])
     with pytest.raises(UserError, match="data.fit is none"):
         load_config(None, ["data.resolution=16"])
     with pytest.raises(UserError, match="seed must be a non-negative"):
